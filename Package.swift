@@ -1,0 +1,27 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// No package dependencies: the daemon must stay small (no Foundation, no runtime beyond the
+// static Swift stdlib) and CI builds from a fresh clone each run.
+let package = Package(
+    name: "Stapler",
+    products: [
+        .executable(name: "stapler", targets: ["Stapler"]),
+        .library(name: "Reactor", targets: ["Reactor"]),
+    ],
+    targets: [
+        // Thin C shims: only what Swift cannot import or call directly.
+        .target(name: "CEpoll"),
+        .target(name: "CCurl", linkerSettings: [.linkedLibrary("curl")]),
+        .target(name: "COpenSSL", linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto")]),
+
+        // The event loop and its I/O sources. Knows nothing about OCSP.
+        .target(name: "Reactor", dependencies: ["CEpoll", "CCurl"]),
+
+        // The daemon. An executable target that tests can still `@testable import`.
+        .executableTarget(name: "Stapler", dependencies: ["Reactor", "COpenSSL"]),
+
+        .testTarget(name: "ReactorTests", dependencies: ["Reactor"]),
+        .testTarget(name: "StaplerTests", dependencies: ["Stapler", "Reactor", "COpenSSL"]),
+    ]
+)

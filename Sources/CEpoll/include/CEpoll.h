@@ -1,0 +1,53 @@
+#ifndef STAPLER_CEPOLL_H
+#define STAPLER_CEPOLL_H
+
+// Linux event primitives that Swift's Glibc module does not bring in.
+// Only declarations and constants live here; the behaviour is in Swift.
+
+#include <signal.h>
+#include <stdint.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/inotify.h>
+#include <sys/signalfd.h>
+#include <sys/timerfd.h>
+#include <time.h>
+
+// glibc declares these flags as enum members with same-named macros, which Swift imports
+// as distinct enum types; plain integer constants keep the Swift side simple.
+static const uint32_t CEPOLL_IN = EPOLLIN;
+static const uint32_t CEPOLL_OUT = EPOLLOUT;
+static const uint32_t CEPOLL_ERR = EPOLLERR;
+static const uint32_t CEPOLL_HUP = EPOLLHUP;
+static const uint32_t CEPOLL_RDHUP = EPOLLRDHUP;
+static const int CEPOLL_CLOEXEC = EPOLL_CLOEXEC;
+static const int CEPOLL_CTL_ADD = EPOLL_CTL_ADD;
+static const int CEPOLL_CTL_MOD = EPOLL_CTL_MOD;
+static const int CEPOLL_CTL_DEL = EPOLL_CTL_DEL;
+
+static const int CEPOLL_TFD_NONBLOCK = TFD_NONBLOCK;
+static const int CEPOLL_TFD_CLOEXEC = TFD_CLOEXEC;
+static const int CEPOLL_TFD_TIMER_ABSTIME = TFD_TIMER_ABSTIME;
+
+static const int CEPOLL_SFD_NONBLOCK = SFD_NONBLOCK;
+static const int CEPOLL_SFD_CLOEXEC = SFD_CLOEXEC;
+
+static const int CEPOLL_EFD_NONBLOCK = EFD_NONBLOCK;
+static const int CEPOLL_EFD_CLOEXEC = EFD_CLOEXEC;
+
+static const int CEPOLL_IN_NONBLOCK = IN_NONBLOCK;
+static const int CEPOLL_IN_CLOEXEC = IN_CLOEXEC;
+
+// epoll_event is packed on x86_64; building and reading it in C keeps Swift away from the
+// layout question entirely.
+static inline struct epoll_event cepoll_event_make(uint32_t events, uint64_t data) {
+    struct epoll_event ev;
+    ev.events = events;
+    ev.data.u64 = data;
+    return ev;
+}
+static inline uint32_t cepoll_event_events(const struct epoll_event *ev) { return ev->events; }
+static inline uint64_t cepoll_event_data(const struct epoll_event *ev) { return ev->data.u64; }
+static inline int cepoll_event_size(void) { return (int)sizeof(struct epoll_event); }
+
+#endif

@@ -1,0 +1,14 @@
+#include "COpenSSL.h"
+
+int copenssl_sk_X509_num(const STACK_OF(X509) *sk) { return sk_X509_num(sk); }
+X509 *copenssl_sk_X509_value(const STACK_OF(X509) *sk, int i) { return sk_X509_value(sk, i); }
+STACK_OF(X509) *copenssl_sk_X509_new_null(void) { return sk_X509_new_null(); }
+int copenssl_sk_X509_push(STACK_OF(X509) *sk, X509 *x) { return sk_X509_push(sk, x); }
+void copenssl_sk_X509_free(STACK_OF(X509) *sk) { sk_X509_free(sk); }
+
+int copenssl_sk_OPENSSL_STRING_num(const STACK_OF(OPENSSL_STRING) *sk) { return sk_OPENSSL_STRING_num(sk); }
+const char *copenssl_sk_OPENSSL_STRING_value(const STACK_OF(OPENSSL_STRING) *sk, int i) {
+    return sk_OPENSSL_STRING_value(sk, i);
+}
+
+void copenssl_free(void *p) { OPENSSL_free(p); }

@@ -1,0 +1,179 @@
+import Glibc
+
+/// What `stat` says about a file, reduced to what change detection and discovery need.
+public struct FileStatus: Equatable, Sendable {
+    public enum Kind: Equatable, Sendable { case regular, directory, symlink, other }
+
+    public var kind: Kind
+    public var device: UInt64
+    public var inode: UInt64
+    public var size: Int64
+    /// Modification and status-change times in nanoseconds since the epoch: a `touch`
+    /// changes both, a rename-in changes the inode.
+    public var modified: Int64
+    public var changed: Int64
+    public var mode: UInt32
+
+    init(_ st: stat) {
+        switch st.st_mode & S_IFMT {
+        case S_IFREG: kind = .regular
+        case S_IFDIR: kind = .directory
+        case S_IFLNK: kind = .symlink
+        default: kind = .other
+        }
+        device = UInt64(st.st_dev)
+        inode = UInt64(st.st_ino)
+        size = Int64(st.st_size)
+        modified = Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec)
+        changed = Int64(st.st_ctim.tv_sec) * 1_000_000_000 + Int64(st.st_ctim.tv_nsec)
+        mode = UInt32(st.st_mode)
+    }
+}
+
+/// One name in a directory listing, with the type readdir reported (which may be unknown).
+public struct DirectoryEntry: Equatable, Sendable {
+    public enum Kind: Equatable, Sendable { case regular, directory, symlink, other, unknown }
+    public var name: FilePath
+    public var kind: Kind
+}
+
+/// Blocking file operations. Local files only: reads are capped and small, writes are a few
+/// KiB, so the loop does them inline rather than on a thread.
+public enum FileSystem {
+    /// Reads a whole regular file, refusing more than `limit` bytes. Symlinks are followed
+    /// (certificates are often links), devices and FIFOs are refused so a read never blocks.
+    public static func readFile(_ path: FilePath, limit: Int) throws(FileError) -> [UInt8] {
+        let fd = path.withCString { open($0, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK) }
+        guard fd >= 0 else { throw FileError(path: path, operation: "open") }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw FileError(path: path, operation: "fstat") }
+        guard st.st_mode & S_IFMT == S_IFREG else {
+            throw FileError(path: path, operation: "read", reason: .notRegularFile)
+        }
+        if st.st_size > limit { throw FileError(path: path, operation: "read", reason: .tooLarge(limit: limit)) }
+        // Read one byte past the limit: the file may have grown since fstat.
+        var buffer = [UInt8](repeating: 0, count: Int(st.st_size) + 1)
+        var filled = 0
+        while true {
+            if filled == buffer.count {
+                if buffer.count > limit { break }
+                buffer.append(contentsOf: repeatElement(0, count: min(buffer.count, limit + 1 - buffer.count)))
+            }
+            let got = buffer.withUnsafeMutableBytes { raw in
+                read(fd, raw.baseAddress! + filled, raw.count - filled)
+            }
+            if got < 0 {
+                if errno == EINTR { continue }
+                throw FileError(path: path, operation: "read")
+            }
+            if got == 0 { break }
+            filled += got
+        }
+        if filled > limit { throw FileError(path: path, operation: "read", reason: .tooLarge(limit: limit)) }
+        buffer.removeSubrange(filled...)
+        return buffer
+    }
+
+    public static func status(_ path: FilePath, followSymlinks: Bool = true) throws(FileError) -> FileStatus {
+        var st = stat()
+        let result = path.withCString { followSymlinks ? stat($0, &st) : lstat($0, &st) }
+        guard result == 0 else { throw FileError(path: path, operation: followSymlinks ? "stat" : "lstat") }
+        return FileStatus(st)
+    }
+
+    /// The names in a directory, without "." and "..", in no particular order.
+    public static func listDirectory(_ path: FilePath) throws(FileError) -> [DirectoryEntry] {
+        guard let dir = path.withCString({ opendir($0) }) else { throw FileError(path: path, operation: "opendir") }
+        defer { closedir(dir) }
+        var entries: [DirectoryEntry] = []
+        while true {
+            errno = 0
+            guard let entry = readdir(dir) else {
+                if errno != 0 { throw FileError(path: path, operation: "readdir") }
+                return entries
+            }
+            let name = withUnsafePointer(to: &entry.pointee.d_name) { pointer in
+                pointer.withMemoryRebound(to: CChar.self, capacity: 256) { FilePath(cString: $0) }
+            }
+            if name.bytes == [0x2e] || name.bytes == [0x2e, 0x2e] { continue }
+            let kind: DirectoryEntry.Kind
+            switch Int32(entry.pointee.d_type) {
+            case Int32(DT_REG): kind = .regular
+            case Int32(DT_DIR): kind = .directory
+            case Int32(DT_LNK): kind = .symlink
+            case Int32(DT_UNKNOWN): kind = .unknown
+            default: kind = .other
+            }
+            entries.append(DirectoryEntry(name: name, kind: kind))
+        }
+    }
+
+    /// The canonical absolute path, all links resolved.
+    public static func realPath(_ path: FilePath) throws(FileError) -> FilePath {
+        guard let resolved = path.withCString({ realpath($0, nil) }) else {
+            throw FileError(path: path, operation: "realpath")
+        }
+        defer { free(resolved) }
+        return FilePath(cString: resolved)
+    }
+
+    public static func remove(_ path: FilePath) throws(FileError) {
+        guard path.withCString({ unlink($0) }) == 0 else { throw FileError(path: path, operation: "unlink") }
+    }
+
+    /// Replaces `path` with `bytes` so that a reader sees either the old file or the whole new
+    /// one, never a mix, even across a crash: write a hidden temporary file beside it
+    /// (O_EXCL|O_NOFOLLOW, so a planted link cannot redirect the write), fsync, rename over
+    /// the target, fsync the directory. On any failure the temporary file is removed and the
+    /// target is untouched.
+    public static func writeAtomically(_ bytes: [UInt8], to path: FilePath, mode: mode_t = 0o644) throws(FileError) {
+        let directory = path.directory
+        let temporary = directory.appending(temporaryName(for: path.lastComponent))
+        let fd = temporary.withCString {
+            open($0, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode)
+        }
+        guard fd >= 0 else { throw FileError(path: temporary, operation: "create") }
+        var failure: FileError?
+        var written = 0
+        while written < bytes.count {
+            let result = bytes.withUnsafeBytes { raw in write(fd, raw.baseAddress! + written, raw.count - written) }
+            if result < 0 {
+                if errno == EINTR { continue }
+                failure = FileError(path: temporary, operation: "write")
+                break
+            }
+            written += result
+        }
+        if failure == nil && fchmod(fd, mode) != 0 { failure = FileError(path: temporary, operation: "fchmod") }
+        if failure == nil && fsync(fd) != 0 { failure = FileError(path: temporary, operation: "fsync") }
+        if close(fd) != 0 && failure == nil { failure = FileError(path: temporary, operation: "close") }
+        if failure == nil {
+            let renamed = temporary.withCString { from in path.withCString { to in rename(from, to) } }
+            if renamed != 0 { failure = FileError(path: path, operation: "rename") }
+        }
+        if let failure {
+            _ = temporary.withCString { unlink($0) }
+            throw failure
+        }
+        // The rename is durable only once the directory entry is: without this a crash can
+        // bring back the old staple (harmless) or, on some file systems, an empty name.
+        let dirFD = directory.withCString { open($0, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
+        if dirFD >= 0 {
+            _ = fsync(dirFD)
+            close(dirFD)
+        }
+    }
+
+    /// Hidden (HAProxy skips dot-files) and unique to this process and write.
+    static func temporaryName(for name: FilePath) -> FilePath {
+        temporaryCounter &+= 1
+        return FilePath(bytes: [UInt8(ascii: ".")] + name.bytes
+            + Array(".\(getpid()).\(temporaryCounter)\(temporarySuffix)".utf8))
+    }
+
+    /// Every temporary file ends with this, so discovery and cleanup can recognise them.
+    public static let temporarySuffix = ".stapler-tmp"
+
+    private nonisolated(unsafe) static var temporaryCounter: UInt64 = 0
+}

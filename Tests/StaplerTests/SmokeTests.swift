@@ -1,0 +1,6 @@
+import XCTest
+@testable import Stapler
+
+final class SmokeTests: XCTestCase {
+    func testModuleImports() {}
+}
