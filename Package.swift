@@ -21,7 +21,10 @@ let package = Package(
         // The daemon. An executable target that tests can still `@testable import`.
         .executableTarget(name: "Stapler", dependencies: ["Reactor", "COpenSSL"]),
 
-        .testTarget(name: "ReactorTests", dependencies: ["Reactor"]),
-        .testTarget(name: "StaplerTests", dependencies: ["Stapler", "Reactor", "COpenSSL"]),
+        // Real peers for the tests: a scriptable HTTP server on the Reactor, a throwaway PKI
+        // (openssl CLI), an `openssl ocsp` responder and HAProxy processes.
+        .target(name: "TestSupport", dependencies: ["Reactor"], path: "Tests/TestSupport"),
+        .testTarget(name: "ReactorTests", dependencies: ["Reactor", "TestSupport"]),
+        .testTarget(name: "StaplerTests", dependencies: ["Stapler", "Reactor", "COpenSSL", "TestSupport"]),
     ]
 )

@@ -13,8 +13,10 @@ public struct IOEvents: OptionSet, Hashable, Sendable, CustomStringConvertible {
     public static let error = IOEvents(rawValue: 1 << 3)
 
     var epollMask: UInt32 {
-        var mask: UInt32 = CEPOLL_RDHUP
-        if contains(.readable) { mask |= CEPOLL_IN }
+        // Peer half-close is only news to a reader; asking for it without EPOLLIN would make a
+        // writer waiting on a half-closed socket wake up forever (level-triggered).
+        var mask: UInt32 = 0
+        if contains(.readable) { mask |= CEPOLL_IN | CEPOLL_RDHUP }
         if contains(.writable) { mask |= CEPOLL_OUT }
         return mask
     }

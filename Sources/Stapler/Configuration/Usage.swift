@@ -1,0 +1,102 @@
+/// The `--help` and `--version` texts.
+enum Usage {
+    static let programVersion = "0.1.0"
+
+    static var version: String { "stapler \(programVersion)\n" }
+
+    static let run = """
+        usage: stapler [options] [CERT_PATH ...]
+               stapler check [--fetch] [--minimum-validity SECONDS] [--nonce] CERT ...
+
+        Keeps an OCSP staple beside each certificate (<certificate>.ocsp) fresh and
+        hands new staples to running HAProxy instances over their stats sockets.
+
+        Certificates:
+          CERT_PATH ...                 certificate files or directories (same as -p)
+          -p, --cert-paths PATH ...     certificate files or directories to watch
+          -d, --directories PATH ...    deprecated spelling of --cert-paths
+          -R, --recursive               also scan subdirectories
+              --file-extensions LIST    extensions of certificate files, comma-
+                                        separated (default: crt,pem,cer)
+          -i, --ignore PATTERN ...      skip files matching these globs (*, ?,
+                                        [a-z]); a pattern starting with / must
+                                        match the whole path, any other pattern
+                                        the end of it
+
+        Staples:
+              --minimum-validity SECONDS
+                                        fetch a new staple when the current one
+                                        expires sooner than this (default: 7200)
+              --no-recycle              fetch new staples at startup even when
+                                        the staple files on disk are still good
+              --nonce                   put a nonce in OCSP requests (default:
+                                        off; many responders ignore it)
+          -t, --renewal-threads N       at most N OCSP requests at a time
+                                        (default: 8)
+          -r, --refresh-interval SECONDS
+                                        rescan certificate paths this often
+                                        (default: 60)
+              --one-off                 scan, fetch what is due, write, push,
+                                        then exit; exit status 1 on any failure
+
+        HAProxy:
+          -s, --haproxy-sockets SOCKET ...
+                                        stats sockets (level admin) to push
+                                        staples to: the n-th socket serves the
+                                        n-th cert path, or one socket serves all
+              --no-haproxy-sockets      never push to HAProxy, even when a config
+                                        file or haproxy.cfg names sockets
+              --haproxy-config FILE ... read certificate paths (crt, crt-list,
+                                        crt-base) and stats sockets from these
+                                        haproxy.cfg files or directories
+              --haproxy-socket-keepalive SECONDS
+                                        close an idle stats socket connection
+                                        after this long (default: 10)
+
+        Logging:
+          -v                            one step more output; repeat for more
+              --verbosity 0-4           0 critical, 1 error, 2 warning, 3 info,
+                                        4 debug (default: 2); each -v adds one
+          -q, --quiet                   no log output on the terminal
+          -l, --logdir [DIR]            also log to DIR/stapler.log (DIR defaults
+                                        to /var/log/stapler/)
+              --syslog                  also log to syslog
+              --metrics ADDRESS         serve Prometheus metrics on HOST:PORT,
+                                        [IPV6]:PORT or PORT (loopback only)
+
+        Process:
+          -D, --daemon                  detach and run in the background
+              --interactive, --no-daemon
+                                        stay in the foreground (overrides a
+                                        config file's "daemon")
+              --pidfile FILE            write the process id to FILE
+          -c, --config FILE             read settings from FILE instead of the
+                                        first of /etc/stapler/stapler.conf,
+                                        ~/.stapler.conf, /etc/stapled/stapled.conf
+                                        and ~/.stapled.conf
+          -V, --version                 print the version and exit
+          -h, --help                    print this help and exit
+
+        Long options may be shortened to any unambiguous prefix. A config file
+        takes the long option names as keys ("minimum-validity = 3600", "daemon",
+        "ignore = [a, b]"); the command line overrides it.
+
+        """
+
+    static let check = """
+        usage: stapler check [--fetch] [--minimum-validity SECONDS] [--nonce]
+                             [-c FILE] CERT ...
+
+        Reports on each certificate file: its OCSP responder, and whether its
+        staple file is present, verifies and stays valid long enough.
+
+          --fetch                       also ask the responder for a fresh staple
+                                        and verify it (nothing is written)
+          --minimum-validity SECONDS    the margin a staple needs (default: 7200,
+                                        or the config file's minimum-validity)
+          --nonce                       put a nonce in the OCSP request
+          -c, --config FILE             config file to take defaults from
+          -h, --help                    print this help and exit
+
+        """
+}
