@@ -100,7 +100,7 @@ struct CommandLineParser {
     /// Returns a request when the option is --help or --version.
     private func consume(_ spec: OptionSpec, attached: String?, arguments: [String], index: inout Int,
                          into layer: inout SettingsLayer) throws(ConfigurationError) -> Outcome? {
-        let raw: RawValue
+        let raw: GivenValue
         switch spec.arity {
         case .flag:
             if let attached {
@@ -173,7 +173,7 @@ struct CommandLineParser {
         var best: (name: String, distance: Int)?
         for spec in options {
             for long in spec.longNames {
-                let distance = editDistance(Array(name.utf8), Array(long.utf8))
+                let distance = ConfigurationText.editDistance(Array(name.utf8), Array(long.utf8))
                 if distance <= max(1, long.count / 4), distance < (best?.distance ?? .max) { best = (long, distance) }
             }
         }
@@ -191,18 +191,5 @@ struct CommandLineParser {
     }
 }
 
-func editDistance(_ a: [UInt8], _ b: [UInt8]) -> Int {
-    if a.isEmpty { return b.count }
-    if b.isEmpty { return a.count }
-    var previous = Array(0...b.count)
-    var current = [Int](repeating: 0, count: b.count + 1)
-    for i in 1...a.count {
-        current[0] = i
-        for j in 1...b.count {
-            let cost = a[i - 1] == b[j - 1] ? 0 : 1
-            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost)
-        }
-        swap(&previous, &current)
-    }
-    return previous[b.count]
-}
+/// Short spellings of `ConfigurationText.quoted` for this file's messages.
+private func quoted(_ text: String) -> String { ConfigurationText.quoted(text) }

@@ -186,7 +186,7 @@ enum ConfigFile {
                                          reason: "unknown key \(quoted(entry.key))\(suggestion(for: normalized, options: options))")
             }
             let context = "\(file):\(entry.line): \(entry.key)"
-            let raw: RawValue
+            let raw: GivenValue
             switch (spec.arity, entry.value) {
             case (.flag, .bare):
                 raw = .flag(true)
@@ -228,7 +228,7 @@ enum ConfigFile {
         let names = options.filter(\.configurable).flatMap(\.longNames)
         let prefixed = names.filter { $0.hasPrefix(key) }
         if prefixed.count == 1 { return " (did you mean \(quoted(prefixed[0]))?)" }
-        let close = names.map { ($0, editDistance(Array(key.utf8), Array($0.utf8))) }
+        let close = names.map { ($0, ConfigurationText.editDistance(Array(key.utf8), Array($0.utf8))) }
             .filter { $0.1 <= max(1, $0.0.count / 4) }
             .min(by: { $0.1 < $1.1 })
         return close.map { " (did you mean \(quoted($0.0))?)" } ?? ""
@@ -240,3 +240,7 @@ private extension String {
         String(map { $0 == "_" ? "-" : $0 })
     }
 }
+
+/// Short spellings of `ConfigurationText.quoted` for this file's messages.
+private func quoted(bytes: [UInt8]) -> String { ConfigurationText.quoted(bytes: bytes) }
+private func quoted(_ text: String) -> String { ConfigurationText.quoted(text) }

@@ -42,27 +42,49 @@ public enum ConfigurationError: Error, Equatable, Sendable, CustomStringConverti
     }
 }
 
-/// `"text"` with quotes, backslashes and control bytes escaped, so a hostile value cannot
-/// break the one-line shape of an error or forge a second log line.
-func quoted(_ text: String) -> String {
-    quoted(bytes: Array(text.utf8))
-}
-
-func quoted(bytes: [UInt8]) -> String {
-    var escaped: [UInt8] = []
-    for byte in bytes {
-        switch byte {
-        case UInt8(ascii: "\""): escaped += Array("\\\"".utf8)
-        case UInt8(ascii: "\\"): escaped += Array("\\\\".utf8)
-        case 0..<0x20, 0x7f: escaped += Array("\\x".utf8) + hexDigits(byte)
-        default: escaped.append(byte)
-        }
+/// Rendering of user-supplied text inside one-line messages.
+enum ConfigurationText {
+    /// `"text"` with quotes, backslashes and control bytes escaped, so a hostile value
+    /// cannot break the one-line shape of an error or forge a second log line.
+    static func quoted(_ text: String) -> String {
+        quoted(bytes: Array(text.utf8))
     }
-    // FilePath's description keeps valid UTF-8 and escapes the rest as \xNN.
-    return "\"" + FilePath(bytes: escaped).description + "\""
+
+    static func quoted(bytes: [UInt8]) -> String {
+        var escaped: [UInt8] = []
+        for byte in bytes {
+            switch byte {
+            case UInt8(ascii: "\""): escaped += Array("\\\"".utf8)
+            case UInt8(ascii: "\\"): escaped += Array("\\\\".utf8)
+            case 0..<0x20, 0x7f: escaped += Array("\\x".utf8) + hexDigits(byte)
+            default: escaped.append(byte)
+            }
+        }
+        // FilePath's description keeps valid UTF-8 and escapes the rest as \xNN.
+        return "\"" + FilePath(bytes: escaped).description + "\""
+    }
+
+    /// Levenshtein distance, for "did you mean" hints on misspelled options and keys.
+    static func editDistance(_ a: [UInt8], _ b: [UInt8]) -> Int {
+        if a.isEmpty { return b.count }
+        if b.isEmpty { return a.count }
+        var previous = Array(0...b.count)
+        var current = [Int](repeating: 0, count: b.count + 1)
+        for i in 1...a.count {
+            current[0] = i
+            for j in 1...b.count {
+                let cost = a[i - 1] == b[j - 1] ? 0 : 1
+                current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost)
+            }
+            swap(&previous, &current)
+        }
+        return previous[b.count]
+    }
+
+    private static func hexDigits(_ byte: UInt8) -> [UInt8] {
+        let digits = Array("0123456789abcdef".utf8)
+        return [digits[Int(byte >> 4)], digits[Int(byte & 0xf)]]
+    }
 }
 
-private func hexDigits(_ byte: UInt8) -> [UInt8] {
-    let digits = Array("0123456789abcdef".utf8)
-    return [digits[Int(byte >> 4)], digits[Int(byte & 0xf)]]
-}
+private func quoted(_ text: String) -> String { ConfigurationText.quoted(text) }

@@ -233,3 +233,6 @@ struct HAProxyConfigParser {
                              statsSockets: sockets, notices: notices)
     }
 }
+
+/// Short spellings of `ConfigurationText.quoted` for this file's messages.
+private func quoted(bytes: [UInt8]) -> String { ConfigurationText.quoted(bytes: bytes) }

@@ -135,3 +135,7 @@ enum SettingValueParser {
         byte == 0x20 || (byte >= 0x09 && byte <= 0x0d)
     }
 }
+
+/// Short spellings of `ConfigurationText.quoted` for this file's messages.
+private func quoted(bytes: [UInt8]) -> String { ConfigurationText.quoted(bytes: bytes) }
+private func quoted(_ text: String) -> String { ConfigurationText.quoted(text) }

@@ -14,7 +14,7 @@ enum Switchable<Value: Equatable & Sendable>: Equatable, Sendable {
 }
 
 /// One option's value as the command line or the config file spelled it, before conversion.
-enum RawValue: Equatable {
+enum GivenValue: Equatable {
     /// A flag: on from the command line; on or off (`daemon = false`) from a config file.
     case flag(Bool)
     /// An optional-value option given without one (`-l`, bare `logdir`).
@@ -60,7 +60,7 @@ struct SettingsLayer: Equatable {
     /// Applies one occurrence of an option. List options add to what the same source gave
     /// before (`-i a -i b` ignores both; argparse kept only the last), single values replace.
     /// `context` names the option for warnings ("--verbosity", "stapler.conf:4: verbosity").
-    mutating func apply(_ setting: Setting, _ raw: RawValue, context: String) throws(ValueProblem) {
+    mutating func apply(_ setting: Setting, _ raw: GivenValue, context: String) throws(ValueProblem) {
         switch setting {
         case .certPaths:
             certPaths = (certPaths ?? []) + (try paths(raw))
@@ -131,26 +131,26 @@ struct SettingsLayer: Equatable {
         }
     }
 
-    private func flag(_ raw: RawValue) throws(ValueProblem) -> Bool {
+    private func flag(_ raw: GivenValue) throws(ValueProblem) -> Bool {
         guard case .flag(let on) = raw else { throw ValueProblem("takes no value") }
         return on
     }
 
-    private func values(_ raw: RawValue) throws(ValueProblem) -> [[UInt8]] {
+    private func values(_ raw: GivenValue) throws(ValueProblem) -> [[UInt8]] {
         switch raw {
         case .values(let values): return values
         case .flag, .omitted: throw ValueProblem("needs a value")
         }
     }
 
-    private func single(_ raw: RawValue) throws(ValueProblem) -> [UInt8] {
+    private func single(_ raw: GivenValue) throws(ValueProblem) -> [UInt8] {
         let given = try values(raw)
         guard given.count == 1 else { throw ValueProblem("takes one value, not a list") }
         return given[0]
     }
 
     /// Empty items are dropped: `cert-paths = [a, ]` and `cert-paths =` mean no extra path.
-    private func paths(_ raw: RawValue) throws(ValueProblem) -> [FilePath] {
+    private func paths(_ raw: GivenValue) throws(ValueProblem) -> [FilePath] {
         var result: [FilePath] = []
         for item in try values(raw) where !item.isEmpty {
             result.append(try SettingValueParser.path(item))
@@ -159,14 +159,14 @@ struct SettingsLayer: Equatable {
     }
 
     /// An empty value (`logdir =` in a config file) switches the setting off.
-    private func switchablePath(_ raw: RawValue) throws(ValueProblem) -> Switchable<FilePath> {
+    private func switchablePath(_ raw: GivenValue) throws(ValueProblem) -> Switchable<FilePath> {
         let bytes = try single(raw)
         return bytes.isEmpty ? .disabled : .enabled(try SettingValueParser.path(bytes))
     }
 
     /// The predecessor dropped patterns that look like relative paths ("./x", "../certs/*"),
     /// which never match an absolute certificate path; keep that, and say so.
-    private mutating func ignore(_ raw: RawValue, context: String) throws(ValueProblem) -> [IgnorePattern] {
+    private mutating func ignore(_ raw: GivenValue, context: String) throws(ValueProblem) -> [IgnorePattern] {
         var result: [IgnorePattern] = []
         for item in try values(raw) {
             let text = SettingValueParser.trimmed(item)
@@ -183,3 +183,6 @@ struct SettingsLayer: Equatable {
         return result
     }
 }
+
+/// Short spellings of `ConfigurationText.quoted` for this file's messages.
+private func quoted(bytes: [UInt8]) -> String { ConfigurationText.quoted(bytes: bytes) }
