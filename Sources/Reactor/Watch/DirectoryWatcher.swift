@@ -1,0 +1,100 @@
+import CEpoll
+import Glibc
+
+/// Names one inotify watch. The kernel reuses numbers only after a watch is gone.
+public struct WatchDescriptor: Hashable, Sendable, CustomStringConvertible {
+    public let rawValue: Int32
+    public var description: String { "wd\(rawValue)" }
+    /// The descriptor IN_Q_OVERFLOW arrives with: it belongs to no watch.
+    public static let none = WatchDescriptor(rawValue: -1)
+}
+
+/// One decoded inotify record.
+public struct DirectoryEvent: Hashable, Sendable {
+    public var watch: WatchDescriptor
+    public var mask: InotifyMask
+    /// Pairs an IN_MOVED_FROM with its IN_MOVED_TO.
+    public var cookie: UInt32
+    /// The name inside the watched directory; empty for events about the directory itself.
+    public var name: FilePath
+}
+
+/// Watches directories with inotify and hands decoded events to one handler, a read's worth
+/// at a time, so that bursts can be coalesced by the owner.
+///
+/// Watch directories, not files: editors and Kubernetes replace files by rename, which a
+/// per-file watch loses. Watches are not recursive.
+public final class DirectoryWatcher {
+    private let fd: Int32
+    private var registration: IORegistration?
+    private let handler: ([DirectoryEvent]) -> Void
+    private var buffer: [UInt8]
+
+    public init(loop: EventLoop, handler: @escaping ([DirectoryEvent]) -> Void) throws(SystemError) {
+        self.handler = handler
+        // Room for several hundred events with names; read() returns whole records only.
+        buffer = [UInt8](repeating: 0, count: 64 * 1024)
+        fd = try retryingOnInterrupt("inotify_init1") { inotify_init1(CEPOLL_IN_NONBLOCK | CEPOLL_IN_CLOEXEC) }
+        do {
+            registration = try loop.register(fd: fd, interest: .readable) { [unowned self] _ in self.drain() }
+        } catch {
+            Glibc.close(fd)
+            throw error
+        }
+    }
+
+    deinit { close() }
+
+    public func close() {
+        guard let registration else { return }
+        registration.cancel()
+        self.registration = nil
+        Glibc.close(fd)
+    }
+
+    /// Adds (or, for a path already watched, replaces the mask of) a watch. Watching the same
+    /// inode twice returns the same descriptor.
+    @discardableResult
+    public func watch(_ path: FilePath, mask: InotifyMask) throws(FileError) -> WatchDescriptor {
+        let wd = path.withCString { inotify_add_watch(fd, $0, mask.rawValue) }
+        guard wd >= 0 else { throw FileError(path: path, operation: "inotify_add_watch") }
+        return WatchDescriptor(rawValue: wd)
+    }
+
+    /// Removes a watch. The kernel then sends IN_IGNORED for it. A watch the kernel already
+    /// dropped (its directory was deleted) is not an error.
+    public func unwatch(_ watch: WatchDescriptor) {
+        _ = inotify_rm_watch(fd, watch.rawValue)
+    }
+
+    private func drain() {
+        while registration != nil {
+            let got = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
+            if got <= 0 { return } // EAGAIN: drained
+            let events = buffer.withUnsafeBytes { Self.decode(UnsafeRawBufferPointer(rebasing: $0[0..<got])) }
+            if !events.isEmpty { handler(events) }
+        }
+    }
+
+    /// Decodes a buffer of `struct inotify_event` records. Swift does not import the
+    /// flexible `name` member; it starts at byte 16, padded with NULs to `len`.
+    static func decode(_ bytes: UnsafeRawBufferPointer) -> [DirectoryEvent] {
+        let headerSize = 16
+        var events: [DirectoryEvent] = []
+        var offset = 0
+        while offset + headerSize <= bytes.count {
+            let wd = bytes.loadUnaligned(fromByteOffset: offset, as: Int32.self)
+            let mask = bytes.loadUnaligned(fromByteOffset: offset + 4, as: UInt32.self)
+            let cookie = bytes.loadUnaligned(fromByteOffset: offset + 8, as: UInt32.self)
+            let length = Int(bytes.loadUnaligned(fromByteOffset: offset + 12, as: UInt32.self))
+            let nameStart = offset + headerSize
+            guard nameStart + length <= bytes.count else { break }
+            var nameEnd = nameStart
+            while nameEnd < nameStart + length && bytes[nameEnd] != 0 { nameEnd += 1 }
+            events.append(DirectoryEvent(watch: WatchDescriptor(rawValue: wd), mask: InotifyMask(rawValue: mask),
+                                         cookie: cookie, name: FilePath(bytes: bytes[nameStart..<nameEnd])))
+            offset = nameStart + length
+        }
+        return events
+    }
+}
