@@ -1,0 +1,68 @@
+/// When to ask a responder again: pure arithmetic on Unix times (seconds), so every rule
+/// can be tested without a clock or a network.
+///
+/// The rules, in order:
+/// 1. Refresh at the earlier of the validity midpoint and `nextUpdate - minimumValidity`.
+/// 2. Not before the responder's Cache-Control max-age runs out (asking sooner returns the
+///    same bytes), unless waiting that long would leave less than `minimumValidity`.
+/// 3. Spread refreshes with a few percent of jitter, always earlier, never later, so that
+///    10,000 certificates issued together do not all ask in the same second.
+/// 4. Never in the past, and never after the certificate itself expires.
+struct RefreshPolicy: Sendable {
+    /// How long before a staple's nextUpdate it must have been replaced.
+    var minimumValidity: Int64 = 7200
+    /// The share of the wait that jitter may take off (0.05 = up to 5 % earlier).
+    var jitterFraction: Double = 0.05
+    /// The soonest a refresh can be scheduled from now: keeps a broken responder that serves
+    /// nearly expired staples from driving a busy loop.
+    var minimumDelay: Int64 = 30
+
+    /// The next refresh for a staple we hold. `random` is a value in 0..<1.
+    func nextRefresh(thisUpdate: Int64, nextUpdate: Int64, fetchedAt: Int64, cacheMaxAge: Int64?,
+                     certificateNotAfter: Int64, now: Int64, random: Double) -> Int64 {
+        let midpoint = thisUpdate + (nextUpdate - thisUpdate) / 2
+        let latestSafe = nextUpdate - minimumValidity
+        var due = min(midpoint, latestSafe)
+        var earliest = now + minimumDelay
+        if let cacheMaxAge, cacheMaxAge > 0 {
+            let fresherAvailable = fetchedAt + cacheMaxAge
+            if fresherAvailable > due && fresherAvailable <= latestSafe {
+                due = fresherAvailable
+                earliest = max(earliest, fresherAvailable)
+            }
+        }
+        if due > now {
+            let jitter = Int64(Double(due - now) * jitterFraction * min(max(random, 0), 1))
+            due -= jitter
+        }
+        due = max(due, earliest)
+        return min(due, certificateNotAfter)
+    }
+
+    /// Whether a staple found on disk at start can be served as it is until its refresh.
+    func isRecyclable(nextUpdate: Int64, now: Int64) -> Bool {
+        nextUpdate - minimumValidity > now
+    }
+}
+
+/// How long to wait after a failed fetch: 30 s doubling up to an hour, with jitter, and
+/// much sooner when the staple being served is about to run out.
+struct RetryBackoff: Sendable {
+    var initial: Int64 = 30
+    var maximum: Int64 = 3600
+    /// The cap while the current staple is missing or closer to expiry than minimumValidity:
+    /// being wrong here means clients see no staple (a hard failure for Must-Staple).
+    var urgentMaximum: Int64 = 300
+    var jitterFraction: Double = 0.1
+
+    /// The delay before retry number `failures` (1 for the first failure). `random` in 0..<1.
+    func delay(failures: Int, urgent: Bool, random: Double) -> Int64 {
+        let cap = urgent ? min(urgentMaximum, maximum) : maximum
+        let exponent = min(max(failures - 1, 0), 30)
+        let (scaled, overflow) = initial.multipliedReportingOverflow(by: Int64(1) << exponent)
+        let base = overflow ? cap : min(scaled, cap)
+        // Jitter both ways around the base, so retries of many certificates spread out.
+        let spread = Double(base) * jitterFraction * (min(max(random, 0), 1) * 2 - 1)
+        return max(1, base + Int64(spread))
+    }
+}
