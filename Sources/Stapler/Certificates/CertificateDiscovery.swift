@@ -1,0 +1,145 @@
+import Reactor
+
+/// Which files under the configured paths are certificates to staple.
+struct DiscoveryRules: Sendable {
+    var extensions: [String] = ["crt", "pem", "cer"]
+    var ignorePatterns: [IgnorePattern] = []
+    var recursive = false
+    /// Deeper trees are almost certainly a symlink maze, not a certificate store.
+    var maximumDepth = 32
+
+    /// Whether a name found in a directory looks like a certificate. Staples, keys, issuer
+    /// files, hidden files and our temporary files never do, whatever their extension.
+    func isCandidate(_ name: FilePath) -> Bool {
+        guard let first = name.bytes.first, first != UInt8(ascii: ".") else { return false }
+        guard isExplicitCandidate(name), !name.hasSuffix(FileSystem.temporarySuffix) else { return false }
+        return extensions.contains { ext in
+            let suffix = Array(".\(ext)".utf8)
+            guard name.bytes.count > suffix.count else { return false }
+            return zip(name.bytes.suffix(suffix.count), suffix).allSatisfy { asciiLower($0) == asciiLower($1) }
+        }
+    }
+
+    /// A file named explicitly on the command line is taken whatever its extension, but a
+    /// staple, key or issuer file named by mistake still is not.
+    func isExplicitCandidate(_ name: FilePath) -> Bool {
+        ![".ocsp", ".key", ".issuer"].contains { name.hasSuffix($0) }
+    }
+
+    func isIgnored(_ path: FilePath) -> Bool { ignorePatterns.contains { $0.matches(path) } }
+
+    private func asciiLower(_ byte: UInt8) -> UInt8 {
+        byte >= 65 && byte <= 90 ? byte + 32 : byte
+    }
+}
+
+/// A certificate file found by a scan, with what `stat` said, to tell later scans whether it
+/// changed without reading it.
+struct DiscoveredFile: Equatable, Sendable {
+    var path: FilePath
+    var status: FileStatus
+    /// Index of the configured location it was found under (for its HAProxy sockets).
+    var location: Int
+}
+
+/// What one scan of the configured paths found.
+struct DiscoveryResult: Sendable {
+    var files: [DiscoveredFile] = []
+    /// Every directory scanned, with its location index: the ones to watch with inotify.
+    var directories: [(path: FilePath, location: Int)] = []
+    /// Paths that could not be read, each with the reason.
+    var problems: [FileError] = []
+}
+
+/// Walks the configured paths. Stats each candidate (cheap) but reads none: parsing happens
+/// only for files whose stat changed.
+enum CertificateDiscovery {
+    static func scan(_ locations: [FilePath], rules: DiscoveryRules) -> DiscoveryResult {
+        var result = DiscoveryResult()
+        var walk = Walk(rules: rules)
+        for (index, location) in locations.enumerated() {
+            let status: FileStatus
+            do {
+                status = try FileSystem.status(location)
+            } catch {
+                result.problems.append(error)
+                continue
+            }
+            switch status.kind {
+            case .directory:
+                walk.directory(location, status: status, depth: 0, location: index, into: &result)
+            case .regular:
+                if rules.isExplicitCandidate(location.lastComponent) && !rules.isIgnored(location) {
+                    walk.add(location, status: status, location: index, into: &result)
+                }
+            default:
+                result.problems.append(FileError(path: location, operation: "scan", reason: .notRegularFile))
+            }
+        }
+        return result
+    }
+
+    /// The state of one scan: what was already visited, so that symlink loops, bind mounts
+    /// and overlapping configured paths are each walked once.
+    private struct Walk {
+        let rules: DiscoveryRules
+        var visitedDirectories = Set<DirectoryIdentity>()
+        var seenFiles = Set<FilePath>()
+
+        init(rules: DiscoveryRules) { self.rules = rules }
+
+        mutating func add(_ path: FilePath, status: FileStatus, location: Int, into result: inout DiscoveryResult) {
+            if seenFiles.insert(path).inserted {
+                result.files.append(DiscoveredFile(path: path, status: status, location: location))
+            }
+        }
+
+        mutating func directory(_ directory: FilePath, status: FileStatus, depth: Int, location: Int,
+                                into result: inout DiscoveryResult) {
+            guard visitedDirectories.insert(DirectoryIdentity(status)).inserted else { return }
+            result.directories.append((directory, location))
+            let entries: [DirectoryEntry]
+            do {
+                entries = try FileSystem.listDirectory(directory)
+            } catch {
+                result.problems.append(error)
+                return
+            }
+            var subdirectories: [(FilePath, FileStatus)] = []
+            for entry in entries {
+                let isCandidate = rules.isCandidate(entry.name)
+                let mayDescend = rules.recursive && depth < rules.maximumDepth && entry.kind != .regular
+                    && entry.name.bytes.first != UInt8(ascii: ".")
+                guard isCandidate || mayDescend else { continue }
+                let path = directory.appending(entry.name)
+                guard !rules.isIgnored(path) else { continue }
+                let entryStatus: FileStatus
+                do {
+                    entryStatus = try FileSystem.status(path)
+                } catch {
+                    // Gone since the listing, or a dangling link: only worth a word if it
+                    // looked like a certificate.
+                    if isCandidate { result.problems.append(error) }
+                    continue
+                }
+                if entryStatus.kind == .directory && mayDescend {
+                    subdirectories.append((path, entryStatus))
+                } else if entryStatus.kind == .regular && isCandidate {
+                    add(path, status: entryStatus, location: location, into: &result)
+                }
+            }
+            for (path, subStatus) in subdirectories.sorted(by: { $0.0 < $1.0 }) {
+                self.directory(path, status: subStatus, depth: depth + 1, location: location, into: &result)
+            }
+        }
+    }
+
+    private struct DirectoryIdentity: Hashable {
+        var device: UInt64
+        var inode: UInt64
+        init(_ status: FileStatus) {
+            device = status.device
+            inode = status.inode
+        }
+    }
+}
