@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what building, testing and the demo need on Debian 12: the C libraries Stapler
+# links (libcurl with OpenSSL, OpenSSL 3), the openssl CLI (test PKIs and a real OCSP
+# responder) and HAProxy (the tests and the demo push staples into a real one).
+# Swift itself is expected on PATH (swift.org toolchain, 6.0 or later).
+set -euo pipefail
+
+packages=(libcurl4-openssl-dev libssl-dev openssl haproxy ca-certificates pkg-config)
+missing=()
+for package in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+if ((${#missing[@]})); then
+    echo "installing: ${missing[*]}"
+    sudo_cmd=()
+    [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+    "${sudo_cmd[@]}" apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v swift >/dev/null 2>&1; then
+    echo "swift not found on PATH: install a Swift 6 toolchain from swift.org first" >&2
+    exit 1
+fi
