@@ -198,3 +198,37 @@ public final class TestPKI {
         return path
     }
 }
+
+// Added for the certificate and OCSP tests.
+extension TestPKI {
+    /// A response without nextUpdate: `openssl ocsp` omits it when neither -ndays nor -nmin
+    /// is given. Such a response cannot be scheduled and HAProxy refuses it.
+    public func ocspResponseWithoutNextUpdate(for leaf: Leaf) throws -> Data {
+        let output = "\(directory)/response-\(leaf.serial)-\(UUID().uuidString).der"
+        try Shell.run(["openssl", "ocsp", "-index", index, "-rsigner", certificate, "-rkey", key,
+                       "-CA", certificate, "-issuer", certificate, "-cert", leaf.certificate,
+                       "-respout", output, "-no_nonce"])
+        defer { try? FileManager.default.removeItem(atPath: output) }
+        return try Data(contentsOf: URL(fileURLWithPath: output))
+    }
+
+    /// Answers a DER request file offline, as the CA's responder would (`openssl ocsp -index
+    /// ... -reqin`). Nonces in the request are copied into the answer.
+    public func answer(requestFile: String, validForDays: Int = 1) throws -> Data {
+        let output = "\(directory)/answer-\(UUID().uuidString).der"
+        try Shell.run(["openssl", "ocsp", "-index", index, "-rsigner", certificate, "-rkey", key,
+                       "-CA", certificate, "-reqin", requestFile, "-respout", output,
+                       "-ndays", String(validForDays)])
+        defer { try? FileManager.default.removeItem(atPath: output) }
+        return try Data(contentsOf: URL(fileURLWithPath: output))
+    }
+
+    /// Removes a leaf from the CA database, so the responder answers "unknown" for it.
+    public func forget(_ leaf: Leaf) throws {
+        let lines = try String(contentsOfFile: index, encoding: .utf8).split(separator: "\n")
+        let kept = lines.filter { $0.split(separator: "\t", omittingEmptySubsequences: false).dropFirst(3).first
+            .map(String.init) != leaf.serial }
+        try (kept.joined(separator: "\n") + (kept.isEmpty ? "" : "\n")).write(toFile: index, atomically: true,
+                                                                               encoding: .utf8)
+    }
+}

@@ -25,4 +25,8 @@ const char *copenssl_sk_OPENSSL_STRING_value(const STACK_OF(OPENSSL_STRING) *sk,
 
 void copenssl_free(void *p);
 
+// The TLS Feature extension (must-staple) decodes to a STACK_OF(ASN1_INTEGER).
+int copenssl_sk_ASN1_INTEGER_num(const STACK_OF(ASN1_INTEGER) *sk);
+ASN1_INTEGER *copenssl_sk_ASN1_INTEGER_value(const STACK_OF(ASN1_INTEGER) *sk, int i);
+
 #endif

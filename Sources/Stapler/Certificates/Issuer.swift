@@ -1,0 +1,71 @@
+import COpenSSL
+
+/// The CA certificate that issued one or more of our certificates: the trust anchor when
+/// their OCSP responses are verified. Thousands of certificates share a handful of issuers,
+/// so each distinct issuer exists once (see `IssuerStore`) and certificates point at it.
+///
+/// Immutable after creation; OpenSSL's X509 objects are safe to read from several threads,
+/// which is what the `@unchecked Sendable` promise rests on (the daemon uses one thread anyway).
+final class Issuer: @unchecked Sendable, CustomStringConvertible {
+    /// The X509 object, owned: freed when the last certificate using this issuer goes.
+    let certificate: X509Certificate
+    /// SHA-256 of the DER: the interning key.
+    let fingerprint: [UInt8]
+    let subject: String
+
+    init(certificate: X509Certificate, fingerprint: [UInt8]) {
+        self.certificate = certificate
+        self.fingerprint = fingerprint
+        subject = certificate.subject
+    }
+
+    var description: String { subject }
+}
+
+/// Hands out one shared `Issuer` per distinct issuer certificate (same DER, same object).
+/// Holds them weakly: an issuer lives as long as some certificate record refers to it.
+/// Also shares the OCSP URL lists, which a CA writes identically into every certificate it
+/// issues: 10,000 certificates then hold a few arrays instead of 10,000 (about 110 bytes each).
+final class IssuerStore {
+    private struct WeakIssuer {
+        weak var issuer: Issuer?
+    }
+
+    private var issuers: [[UInt8]: WeakIssuer] = [:]
+    private var insertionsSincePrune = 0
+
+    init() {}
+
+    /// The shared issuer for `certificate`, created on first use. Nil only if OpenSSL cannot
+    /// hash the certificate (out of memory).
+    func intern(_ certificate: X509Certificate) -> Issuer? {
+        guard let fingerprint = certificate.sha256Fingerprint else { return nil }
+        if let existing = issuers[fingerprint]?.issuer { return existing }
+        let issuer = Issuer(certificate: certificate, fingerprint: fingerprint)
+        issuers[fingerprint] = WeakIssuer(issuer: issuer)
+        insertionsSincePrune += 1
+        if insertionsSincePrune > 64 { prune() }
+        return issuer
+    }
+
+    private var urlLists: Set<[String]> = []
+    /// Distinct URL lists kept for sharing; beyond this (hostile or very mixed directories)
+    /// lists are simply not shared, so the set cannot grow without bound.
+    static let maximumSharedURLLists = 1024
+
+    /// An array equal to `urls`, sharing storage with earlier equal ones.
+    func intern(urls: [String]) -> [String] {
+        if let existing = urlLists.firstIndex(of: urls) { return urlLists[existing] }
+        if urlLists.count < Self.maximumSharedURLLists { urlLists.insert(urls) }
+        return urls
+    }
+
+    /// Issuers still referenced by some certificate.
+    var count: Int { issuers.values.filter { $0.issuer != nil }.count }
+
+    /// Drops the entries of issuers no certificate uses any more.
+    func prune() {
+        issuers = issuers.filter { $0.value.issuer != nil }
+        insertionsSincePrune = 0
+    }
+}

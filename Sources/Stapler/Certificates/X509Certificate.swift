@@ -1,0 +1,130 @@
+import COpenSSL
+
+/// An OpenSSL X509 object owned by Swift: freed when the last reference goes. Used while a
+/// bundle is parsed and, for issuers, inside `Issuer`; never kept per certificate.
+final class X509Certificate {
+    let pointer: OpaquePointer
+
+    /// Takes ownership of one reference to `pointer`.
+    init(owning pointer: OpaquePointer) { self.pointer = pointer }
+
+    /// Parses one DER certificate; nil unless the bytes are exactly one certificate.
+    convenience init?(der: [UInt8]) {
+        guard let (object, consumed) = ASN1.decode(der, { d2i_X509(nil, $0, $1) }) else { return nil }
+        guard consumed == der.count else {
+            X509_free(object)
+            return nil
+        }
+        self.init(owning: object)
+    }
+
+    deinit { X509_free(pointer) }
+
+    /// True for CA certificates (basicConstraints CA:TRUE, keyCertSign, or a self-signed v1).
+    var isCA: Bool { X509_check_ca(pointer) != 0 }
+
+    /// Whether `self`'s name, key identifiers and key usage fit as the issuer of `subject`
+    /// and its key verifies `subject`'s signature. Both are needed: names alone can be forged
+    /// by any CA, and a signature check alone says nothing about intent.
+    func issued(_ subject: X509Certificate) -> Bool {
+        defer { OpenSSLErrorQueue.clear() }
+        guard X509_check_issued(pointer, subject.pointer) == X509_V_OK,
+              let key = X509_get0_pubkey(pointer) else { return false }
+        return X509_verify(subject.pointer, key) == 1
+    }
+
+    /// The subject as one line, e.g. `CN=example.com, O=Example`, escaped for logs.
+    var subject: String {
+        guard let name = X509_get_subject_name(pointer), let bio = BIO_new(BIO_s_mem()) else { return "" }
+        defer { BIO_free(bio) }
+        // RFC 2253 escaping (control bytes and non-ASCII as \XX), fields in certificate order.
+        let escaping = ASN1_STRFLGS_ESC_2253 | ASN1_STRFLGS_ESC_CTRL | ASN1_STRFLGS_ESC_MSB
+            | ASN1_STRFLGS_UTF8_CONVERT | ASN1_STRFLGS_DUMP_UNKNOWN | ASN1_STRFLGS_DUMP_DER
+        let flags = UInt(escaping) | UInt(XN_FLAG_SEP_CPLUS_SPC) | UInt(XN_FLAG_FN_SN)
+            | UInt(XN_FLAG_DUMP_UNKNOWN_FIELDS)
+        guard X509_NAME_print_ex(bio, name, 0, flags) >= 0 else {
+            OpenSSLErrorQueue.clear()
+            return ""
+        }
+        let pending = min(Int(BIO_ctrl_pending(bio)), 4096)
+        var buffer = [UInt8](repeating: 0, count: pending)
+        let read = buffer.withUnsafeMutableBytes { BIO_read(bio, $0.baseAddress, Int32($0.count)) }
+        OpenSSLErrorQueue.clear()
+        return LogText.sanitised(String(decoding: buffer.prefix(max(0, Int(read))), as: UTF8.self), limit: 256)
+    }
+
+    /// The serial number in upper-case hex, as `openssl` and index.txt show it.
+    var serialHex: String {
+        guard let serial = X509_get0_serialNumber(pointer) else { return "" }
+        let magnitude = ASN1.bytes(serial)
+        let sign = ASN1_STRING_type(serial) == V_ASN1_NEG_INTEGER ? "-" : ""
+        return sign + (magnitude.isEmpty ? "00" : LogText.hex(magnitude, uppercase: true))
+    }
+
+    var notBefore: Int64? { ASN1.unixTime(X509_get0_notBefore(pointer)) }
+    var notAfter: Int64? { ASN1.unixTime(X509_get0_notAfter(pointer)) }
+
+    /// The OCSP responder URLs of the Authority Information Access extension, in certificate
+    /// order. Only http and https: that is all an OCSP client can use (RFC 6960 §A.1).
+    var ocspURLs: [String] {
+        guard let list = X509_get1_ocsp(pointer) else {
+            OpenSSLErrorQueue.clear()
+            return []
+        }
+        defer { X509_email_free(list) }
+        var urls: [String] = []
+        for index in 0..<copenssl_sk_OPENSSL_STRING_num(list) {
+            guard urls.count < Self.maximumOCSPURLs,
+                  let value = copenssl_sk_OPENSSL_STRING_value(list, index) else { break }
+            let url = String(cString: value)
+            if Self.isUsableOCSPURL(url) { urls.append(url) }
+        }
+        return urls
+    }
+
+    static let maximumOCSPURLs = 8
+    static let maximumURLLength = 2048
+
+    /// http(s), printable ASCII without spaces, of sane length.
+    static func isUsableOCSPURL(_ url: String) -> Bool {
+        let bytes = Array(url.utf8)
+        guard bytes.count <= maximumURLLength, bytes.allSatisfy({ (0x21...0x7e).contains($0) }) else { return false }
+        let lower = url.lowercased()
+        return lower.hasPrefix("http://") && bytes.count > 7 || lower.hasPrefix("https://") && bytes.count > 8
+    }
+
+    /// Whether the TLS Feature extension (RFC 7633) asks for status_request (5), i.e. the
+    /// certificate is "must-staple". An extension present but undecodable counts as
+    /// must-staple: wrongly assuming so only makes the daemon more careful.
+    var mustStaple: Bool {
+        defer { OpenSSLErrorQueue.clear() }
+        var critical: Int32 = 0
+        guard let raw = X509_get_ext_d2i(pointer, NID_tlsfeature, &critical, nil) else {
+            return critical != -1 // -1: absent; -2: present more than once; other: undecodable
+        }
+        let features = OpaquePointer(raw)
+        defer { TLS_FEATURE_free(features) }
+        for index in 0..<copenssl_sk_ASN1_INTEGER_num(features) {
+            if let value = copenssl_sk_ASN1_INTEGER_value(features, index),
+               ASN1_INTEGER_get(value) == Self.statusRequestFeature { return true }
+        }
+        return false
+    }
+
+    /// TLS extension number of status_request (RFC 6066 §8).
+    static let statusRequestFeature = 5
+
+    /// The DER encoding.
+    var der: [UInt8]? { ASN1.encode { i2d_X509(pointer, $0) } }
+
+    /// SHA-256 of the DER encoding: identity for interning issuers.
+    var sha256Fingerprint: [UInt8]? {
+        var digest = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
+        var length: UInt32 = 0
+        guard X509_digest(pointer, EVP_sha256(), &digest, &length) == 1 else {
+            OpenSSLErrorQueue.clear()
+            return nil
+        }
+        return Array(digest.prefix(Int(length)))
+    }
+}

@@ -1,0 +1,165 @@
+import COpenSSL
+
+/// Checks an OCSP response for one certificate before anything is written or pushed: the
+/// same function serves a fresh answer from a responder and a staple file found at startup.
+/// Every check of RFC 6960 / RFC 5019 that a client would make is made here, so a staple
+/// that passes will be accepted by HAProxy and by clients.
+enum OCSPResponseVerifier {
+    /// OpenBSD's ocspcheck caps responses at 20 KiB; real ones are 0.5 to 4 KiB.
+    static let maximumResponseSize = 20 * 1024
+    /// How far thisUpdate may lie in the future (the responder's clock ahead of ours).
+    /// HAProxy and nginx allow 300 s.
+    static let defaultClockSkew: Int64 = 300
+
+    /// - Parameters:
+    ///   - der: the response body or staple file.
+    ///   - certificate: what the response must be about, and who may have signed it.
+    ///   - now: Unix seconds; a parameter so tests can move time.
+    ///   - expectedNonce: the request's nonce (`OCSPRequest.nonce`) if one was sent.
+    static func verify(_ der: [UInt8], for certificate: CertificateRecord, now: Int64,
+                       allowedClockSkew: Int64 = defaultClockSkew,
+                       expectedNonce: [UInt8]? = nil) throws(OCSPResponseError) -> VerifiedOCSPResponse {
+        try verify(der, certID: certificate.certID, issuer: certificate.issuer, now: now,
+                   allowedClockSkew: allowedClockSkew, expectedNonce: expectedNonce)
+    }
+
+    static func verify(_ der: [UInt8], certID: CertID, issuer: Issuer, now: Int64,
+                       allowedClockSkew: Int64 = defaultClockSkew,
+                       expectedNonce: [UInt8]? = nil) throws(OCSPResponseError) -> VerifiedOCSPResponse {
+        // Whatever happens, leave OpenSSL's error queue empty for the next operation.
+        defer { OpenSSLErrorQueue.clear() }
+        guard !der.isEmpty else { throw OCSPResponseError(.empty) }
+        guard der.count <= maximumResponseSize else {
+            throw OCSPResponseError(.tooLarge(size: der.count, limit: maximumResponseSize))
+        }
+        guard let (response, consumed) = ASN1.decode(der, { d2i_OCSP_RESPONSE(nil, $0, $1) }) else {
+            throw OCSPResponseError(.unparsable(detail: OpenSSLErrorQueue.drainDescription(fallback: "no detail")))
+        }
+        defer { OCSP_RESPONSE_free(response) }
+        guard consumed == der.count else { throw OCSPResponseError(.trailingData(count: der.count - consumed)) }
+
+        let responseStatus = OCSP_response_status(response)
+        guard responseStatus == OCSP_RESPONSE_STATUS_SUCCESSFUL else {
+            throw OCSPResponseError(.responderStatus(.init(code: responseStatus)))
+        }
+        guard let basic = OCSP_response_get1_basic(response) else { throw OCSPResponseError(.notBasic) }
+        defer { OCSP_BASICRESP_free(basic) }
+
+        try verifySigner(basic, issuer: issuer, at: now + allowedClockSkew)
+        if let expectedNonce { try verifyNonce(basic, expected: expectedNonce) }
+
+        guard let id = certID.makeOpenSSLObject() else {
+            throw OCSPResponseError(.openSSL(detail: "our CertID is not valid DER"))
+        }
+        defer { OCSP_CERTID_free(id) }
+        var status: Int32 = -1
+        var reason: Int32 = -1
+        var revocationTime: UnsafeMutablePointer<ASN1_GENERALIZEDTIME>?
+        var thisUpdateTime: UnsafeMutablePointer<ASN1_GENERALIZEDTIME>?
+        var nextUpdateTime: UnsafeMutablePointer<ASN1_GENERALIZEDTIME>?
+        guard OCSP_resp_find_status(basic, id, &status, &reason, &revocationTime, &thisUpdateTime,
+                                    &nextUpdateTime) == 1 else {
+            throw OCSPResponseError(.certificateNotInResponse)
+        }
+
+        guard let thisUpdate = ASN1.unixTime(thisUpdateTime) else {
+            throw OCSPResponseError(.unreadableTime(field: "thisUpdate"))
+        }
+        guard thisUpdate <= now + allowedClockSkew else {
+            throw OCSPResponseError(.thisUpdateInFuture(thisUpdate: thisUpdate, allowedSkew: allowedClockSkew))
+        }
+        guard nextUpdateTime != nil else { throw OCSPResponseError(.missingNextUpdate) }
+        guard let nextUpdate = ASN1.unixTime(nextUpdateTime) else {
+            throw OCSPResponseError(.unreadableTime(field: "nextUpdate"))
+        }
+        guard nextUpdate > thisUpdate else {
+            throw OCSPResponseError(.nextUpdateNotAfterThisUpdate(thisUpdate: thisUpdate, nextUpdate: nextUpdate))
+        }
+        guard nextUpdate > now else { throw OCSPResponseError(.nextUpdateInPast(nextUpdate: nextUpdate)) }
+        guard let producedAt = ASN1.unixTime(OCSP_resp_get0_produced_at(basic)) else {
+            throw OCSPResponseError(.unreadableTime(field: "producedAt"))
+        }
+
+        let certificateStatus: VerifiedOCSPResponse.Status
+        switch status {
+        case V_OCSP_CERTSTATUS_GOOD:
+            certificateStatus = .good
+        case V_OCSP_CERTSTATUS_REVOKED:
+            guard let time = ASN1.unixTime(revocationTime) else {
+                throw OCSPResponseError(.unreadableTime(field: "revocationTime"))
+            }
+            certificateStatus = .revoked(time: time, reason: reason >= 0 ? Int(reason) : nil)
+        default:
+            throw OCSPResponseError(.unknownStatus)
+        }
+        return VerifiedOCSPResponse(status: certificateStatus, thisUpdate: thisUpdate, nextUpdate: nextUpdate,
+                                    producedAt: producedAt, der: der)
+    }
+
+    /// RFC 6960 §4.2.2.2: the signer is the issuer itself, or a certificate issued directly
+    /// by the issuer that carries id-kp-OCSPSigning. The issuer is the only trust anchor
+    /// (partial chain: it may be an intermediate; the chain above it is not our business).
+    /// No OCSP_TRUSTOTHER: it would skip the delegation check for certificates we supply.
+    /// OCSP_NOEXPLICIT: "explicitly trusted for OCSP signing" is a property of a CA file's
+    /// auxiliary data, which our issuers never carry; it must not widen who may sign.
+    ///
+    /// Certificates are judged at `time`, which is `now` plus the allowed skew: a responder
+    /// certificate issued seconds ago by a CA whose clock runs ahead is accepted like a
+    /// thisUpdate would be, and one about to expire is refused a little early, which costs
+    /// nothing since clients would refuse the staple a moment later.
+    private static func verifySigner(_ basic: OpaquePointer, issuer: Issuer, at time: Int64) throws(OCSPResponseError) {
+        guard let store = X509_STORE_new() else { throw OCSPResponseError(.openSSL(detail: "X509_STORE_new failed")) }
+        defer { X509_STORE_free(store) }
+        guard X509_STORE_add_cert(store, issuer.certificate.pointer) == 1,
+              X509_STORE_set_flags(store, UInt(X509_V_FLAG_PARTIAL_CHAIN)) == 1,
+              let parameters = X509_STORE_get0_param(store) else {
+            throw OCSPResponseError(.openSSL(detail: OpenSSLErrorQueue.drainDescription(fallback: "trust store setup failed")))
+        }
+        X509_VERIFY_PARAM_set_time(parameters, time_t(time))
+        // The issuer also goes in the candidate list, which OpenSSL searches for the signer
+        // before the certificates the response carries: a response signed by the issuer
+        // finds it even when it omits the signer certificate (allowed) or carries another
+        // variant of it (a cross-signed CA: same name and key, chaining elsewhere).
+        guard let candidates = copenssl_sk_X509_new_null() else {
+            throw OCSPResponseError(.openSSL(detail: "out of memory"))
+        }
+        defer { copenssl_sk_X509_free(candidates) }
+        guard copenssl_sk_X509_push(candidates, issuer.certificate.pointer) > 0 else {
+            throw OCSPResponseError(.openSSL(detail: "out of memory"))
+        }
+        if OCSP_basic_verify(basic, candidates, store, UInt(OCSP_NOEXPLICIT)) == 1 { return }
+
+        let errors = OpenSSLErrorQueue.drain()
+        let detail = errors.isEmpty ? "no detail" : errors.map(\.text).joined(separator: "; ")
+        func has(_ reason: Int32) -> Bool { errors.contains { $0.library == ERR_LIB_OCSP && $0.reason == reason } }
+        if has(OCSP_R_SIGNER_CERTIFICATE_NOT_FOUND) { throw OCSPResponseError(.signerNotFound) }
+        if has(OCSP_R_MISSING_OCSPSIGNING_USAGE) { throw OCSPResponseError(.signerNotAuthorised) }
+        if has(OCSP_R_SIGNATURE_FAILURE) || has(OCSP_R_NO_SIGNER_KEY) {
+            throw OCSPResponseError(.badSignature(detail: detail))
+        }
+        if let verifyError = errors.first(where: { $0.library == ERR_LIB_OCSP && $0.reason == OCSP_R_CERTIFICATE_VERIFY_ERROR }) {
+            // OpenSSL's detail reads "Verify error: <what X509_verify_cert said>".
+            var why = verifyError.detail ?? verifyError.text
+            if why.hasPrefix("Verify error:") { why = String(why.dropFirst("Verify error:".count)) }
+            throw OCSPResponseError(.signerNotTrusted(detail: why.trimmingASCIISpaces))
+        }
+        // The chain verified but leads to a certificate that is not the issuer of this CertID
+        // (OpenSSL then says nothing).
+        throw OCSPResponseError(.signerNotTrusted(detail: errors.isEmpty ? "signer is not the CA of this certificate" : detail))
+    }
+
+    /// The response's nonce extension must carry exactly the value the request sent.
+    private static func verifyNonce(_ basic: OpaquePointer, expected: [UInt8]) throws(OCSPResponseError) {
+        let index = OCSP_BASICRESP_get_ext_by_NID(basic, NID_id_pkix_OCSP_Nonce, -1)
+        guard index >= 0 else { throw OCSPResponseError(.nonceMissing) }
+        guard let value = X509_EXTENSION_get_data(OCSP_BASICRESP_get_ext(basic, index)),
+              ASN1.bytes(value) == expected else { throw OCSPResponseError(.nonceMismatch) }
+    }
+}
+
+private extension String {
+    var trimmingASCIISpaces: String {
+        String(decoding: Array(utf8).drop(while: { $0 == 0x20 }).reversed().drop(while: { $0 == 0x20 }).reversed(),
+               as: UTF8.self)
+    }
+}
