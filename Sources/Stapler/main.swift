@@ -1,1 +1,37 @@
-print("stapler")
+import Glibc
+import Reactor
+
+// Entry point: parse the configuration, detach if asked, run the daemon on one event loop.
+// Exit codes: 0 success, 1 some certificates failed (--one-off) or a fatal runtime error,
+// 2 usage or configuration error.
+
+let arguments = Array(CommandLine.arguments.dropFirst())
+let environment = ProcessEnvironment.current()
+
+func standardError(_ text: String) {
+    let bytes = Array((text.hasSuffix("\n") ? text : text + "\n").utf8)
+    _ = bytes.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
+}
+
+func standardOutput(_ text: String) {
+    let bytes = Array(text.utf8)
+    _ = bytes.withUnsafeBytes { write(1, $0.baseAddress, $0.count) }
+}
+
+let command: Command
+do {
+    command = try ConfigurationLoader.load(arguments: arguments, environment: environment)
+} catch {
+    standardError(error.description)
+    exit(error.exitCode)
+}
+
+switch command {
+case .help(let text), .version(let text):
+    standardOutput(text)
+    exit(0)
+case .check(let checkOptions):
+    exit(CheckCommand.run(checkOptions))
+case .run(let options):
+    exit(DaemonRunner.run(options: options, arguments: arguments, environment: environment))
+}

@@ -4,6 +4,7 @@ import Glibc
 /// Names one inotify watch. The kernel reuses numbers only after a watch is gone.
 public struct WatchDescriptor: Hashable, Sendable, CustomStringConvertible {
     public let rawValue: Int32
+    public init(rawValue: Int32) { self.rawValue = rawValue }
     public var description: String { "wd\(rawValue)" }
     /// The descriptor IN_Q_OVERFLOW arrives with: it belongs to no watch.
     public static let none = WatchDescriptor(rawValue: -1)
@@ -17,6 +18,13 @@ public struct DirectoryEvent: Hashable, Sendable {
     public var cookie: UInt32
     /// The name inside the watched directory; empty for events about the directory itself.
     public var name: FilePath
+
+    public init(watch: WatchDescriptor, mask: InotifyMask, cookie: UInt32, name: FilePath) {
+        self.watch = watch
+        self.mask = mask
+        self.cookie = cookie
+        self.name = name
+    }
 }
 
 /// Watches directories with inotify and hands decoded events to one handler, a read's worth

@@ -46,9 +46,17 @@ final class Logger {
     func info(_ message: @autoclosure () -> String) { log(.info, message()) }
     func debug(_ message: @autoclosure () -> String) { log(.debug, message()) }
 
+    /// Lines asked for explicitly (the SIGUSR1 status table): written whatever the verbosity.
+    func report(_ lines: [String]) {
+        for line in lines { write(.info, Self.singleLine(line)) }
+    }
+
     func log(_ level: Verbosity, _ message: @autoclosure () -> String) {
         guard isEnabled(level) else { return }
-        let text = Self.singleLine(message())
+        write(level, Self.singleLine(message()))
+    }
+
+    private func write(_ level: Verbosity, _ text: String) {
         if toStandardOutput || logFD >= 0 {
             let line = Array("\(UTCTime.format(UTCTime.now())) \(Self.label(level)) \(text)\n".utf8)
             if toStandardOutput { Self.writeAll(1, line) }
@@ -101,7 +109,7 @@ final class Logger {
     private static func writeAll(_ fd: Int32, _ bytes: [UInt8]) {
         var offset = 0
         while offset < bytes.count {
-            let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + offset, $0.count - offset) }
+            let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }
             if written < 0 && errno == EINTR { continue }
             if written <= 0 { return } // a full disk or closed stdout must not stop the daemon
             offset += written

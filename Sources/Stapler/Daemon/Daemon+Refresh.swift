@@ -1,0 +1,243 @@
+import Reactor
+
+/// The refresh of one certificate: queue, fetch, verify, write, push, schedule the next.
+extension Daemon {
+    /// Puts a certificate in line for a fetch slot (at most `--renewal-threads` at once).
+    func enqueue(_ certificate: TrackedCertificate, urgent: Bool = false) {
+        guard let record = certificate.record, !certificate.isFetching, !isStopping else { return }
+        if let timer = certificate.timer { loop.cancel(timer) }
+        certificate.timer = nil
+        let now = UTCTime.now()
+        let running = certificate.staple.map { $0.nextUpdate - now < minimumValidity } ?? true
+        queue.push(certificate, urgent: urgent || record.mustStaple || running)
+        schedulePump()
+    }
+
+    /// Starting transfers waits for the end of the current pass, so a scan that queues
+    /// thousands of certificates lets Must-Staple ones go first.
+    private func schedulePump() {
+        guard !pumpScheduled else { return }
+        pumpScheduled = true
+        loop.executeSoon { [unowned self] in
+            self.pumpScheduled = false
+            self.pump()
+        }
+    }
+
+    private func pump() {
+        while activeFetches < options.renewalThreads, !isStopping, let certificate = queue.pop() {
+            guard certificate.record != nil, certificates[certificate.path] === certificate else { continue }
+            certificate.urlIndex = 0
+            certificate.attemptErrors = []
+            startFetch(certificate)
+        }
+        finishOneOffIfDone()
+    }
+
+    /// Stops whatever is planned or running for a certificate.
+    func cancelRefresh(_ certificate: TrackedCertificate) {
+        if let timer = certificate.timer { loop.cancel(timer) }
+        certificate.timer = nil
+        certificate.nextRefresh = nil
+        queue.remove(certificate)
+        if let transfer = certificate.transfer {
+            certificate.transfer = nil
+            http.cancel(transfer)
+        }
+    }
+
+    private func startFetch(_ certificate: TrackedCertificate) {
+        guard let record = certificate.record else { return }
+        let now = UTCTime.now()
+        if record.notAfter <= now {
+            certificate.inactiveReason = "\(certificate.path): certificate expired at \(UTCTime.format(record.notAfter))"
+            logger.warning("\(certificate.inactiveReason!), not querying OCSP any more")
+            certificate.record = nil
+            return
+        }
+        let url = record.ocspURLs[certificate.urlIndex]
+        let request: OCSPRequest
+        do {
+            request = try OCSPRequest(certID: record.certID, includeNonce: options.nonce)
+        } catch {
+            fail(certificate, reason: "\(error)")
+            return
+        }
+        var httpRequest = request.httpRequest(responderURL: url).reactorRequest
+        httpRequest.connectTimeout = .seconds(5)
+        httpRequest.totalTimeout = .seconds(15)
+        activeFetches += 1
+        statistics.fetchesStarted += 1
+        var handle: HTTPTransferHandle?
+        handle = http.start(httpRequest) { [weak self, weak certificate] result in
+            guard let self else { return }
+            self.activeFetches -= 1
+            if let certificate, let handle, certificate.transfer == handle {
+                certificate.transfer = nil
+                self.finishFetch(certificate, url: url, result: result, nonce: request.nonce)
+            }
+            self.schedulePump()
+        }
+        certificate.transfer = handle
+    }
+
+    private func finishFetch(_ certificate: TrackedCertificate, url: String, result: Result<HTTPResponse, HTTPError>,
+                             nonce: [UInt8]?) {
+        guard let record = certificate.record else { return }
+        let now = UTCTime.now()
+        let response: HTTPResponse
+        switch result {
+        case .failure(let error):
+            return attemptFailed(certificate, reason: error.description)
+        case .success(let success):
+            response = success
+        }
+        if let type = response.contentType, !Self.isOCSPContentType(type) {
+            return attemptFailed(certificate, reason: "\(url): unexpected Content-Type \"\(type)\"")
+        }
+        let verified: VerifiedOCSPResponse
+        do {
+            verified = try OCSPResponseVerifier.verify(response.body, for: record, now: now, expectedNonce: nonce)
+        } catch {
+            return attemptFailed(certificate, reason: "\(url): \(error)")
+        }
+        let outcome: StapleFile.WriteOutcome
+        do {
+            outcome = try StapleFile.write(verified.der, forCertificate: certificate.path)
+        } catch {
+            // The previous staple is untouched; try again later.
+            return fail(certificate, reason: "\(error)")
+        }
+        statistics.fetchesSucceeded += 1
+        let cacheMaxAge = CacheControl.maxAge(response.cacheControl)
+        certificate.staple = StapleSummary(verified, fetchedAt: now, cacheMaxAge: cacheMaxAge)
+        if certificate.lastError != nil {
+            logger.warning("\(certificate.path): recovered after \(certificate.failures) failed attempt(s)")
+        }
+        certificate.failures = 0
+        certificate.lastError = nil
+        if case .revoked = verified.status {
+            logger.critical("\(certificate.path): \(record.subject) is REVOKED: \(verified.statusDescription) "
+                            + "(according to \(url))")
+        }
+        let due = refreshPolicy.nextRefresh(thisUpdate: verified.thisUpdate, nextUpdate: verified.nextUpdate,
+                                            fetchedAt: now, cacheMaxAge: cacheMaxAge,
+                                            certificateNotAfter: record.notAfter, now: now, random: randomFraction())
+        let written = outcome == .written
+        logger.info("\(certificate.path): \(written ? "staple written" : "staple unchanged"): "
+                    + "\(verified.statusDescription), valid until \(UTCTime.format(verified.nextUpdate))"
+                    + (options.oneOff ? "" : ", next refresh \(UTCTime.format(due))"))
+        if written { push(verified.der, for: certificate) }
+        if !options.oneOff { scheduleRefresh(certificate, at: due, now: now) }
+    }
+
+    /// `application/ocsp-response`, with or without parameters, in any case.
+    static func isOCSPContentType(_ type: String) -> Bool {
+        let media = type.split(separator: ";", maxSplits: 1).first.map { $0.trimmingASCIISpaces().lowercased() }
+        return media == "application/ocsp-response"
+    }
+
+    /// One responder URL failed: try the next, or give up on this attempt.
+    private func attemptFailed(_ certificate: TrackedCertificate, reason: String) {
+        certificate.attemptErrors.append(reason)
+        if let record = certificate.record, certificate.urlIndex + 1 < record.ocspURLs.count, !isStopping {
+            certificate.urlIndex += 1
+            startFetch(certificate)
+            return
+        }
+        fail(certificate, reason: certificate.attemptErrors.joined(separator: "; "))
+    }
+
+    /// The attempt failed: keep the staple we have, log once per new reason, back off. Every
+    /// failure is retried while the certificate is valid, the permanent-looking ones too: a
+    /// responder's broken signing setup gets fixed, and the backoff keeps the cost small.
+    private func fail(_ certificate: TrackedCertificate, reason: String) {
+        statistics.fetchesFailed += 1
+        certificate.failures += 1
+        let now = UTCTime.now()
+        let urgent = certificate.staple.map { $0.nextUpdate - now < minimumValidity } ?? true
+        let mustStaple = certificate.record?.mustStaple ?? false
+        let delay = retryBackoff.delay(failures: certificate.failures, urgent: urgent || mustStaple,
+                                       random: randomFraction())
+        if certificate.lastError != reason {
+            let served = certificate.staple.map { "serving the staple valid until \(UTCTime.format($0.nextUpdate))" }
+                ?? "no staple to serve"
+            let retry = options.oneOff ? "" : "; retrying in \(delay) s"
+            let line = "\(certificate.path): OCSP fetch failed: \(reason) (\(served)\(retry))"
+            if urgent && mustStaple { logger.critical(line) } else if urgent { logger.error(line) } else { logger.warning(line) }
+        }
+        certificate.lastError = reason
+        if !options.oneOff { scheduleRefresh(certificate, at: now + delay, now: now) }
+    }
+
+    func scheduleRefresh(_ certificate: TrackedCertificate, at due: Int64, now: Int64) {
+        if let timer = certificate.timer { loop.cancel(timer) }
+        certificate.nextRefresh = due
+        guard !options.oneOff else {
+            certificate.timer = nil
+            return
+        }
+        certificate.timer = loop.schedule(after: .seconds(max(0, due - now))) { [weak self, weak certificate] in
+            guard let self, let certificate else { return }
+            certificate.timer = nil
+            self.enqueue(certificate)
+        }
+    }
+
+    // MARK: HAProxy
+
+    /// Creates a client per configured socket and shuts down those no longer configured.
+    func configureHAProxyClients() {
+        let wanted = Set(options.allHAProxySockets)
+        for (socket, client) in haproxy where !wanted.contains(socket) {
+            client.shutDown()
+            haproxy[socket] = nil
+        }
+        var configuration = HAProxySocketClient.Configuration()
+        configuration.keepalive = options.haproxySocketKeepalive
+        for socket in options.allHAProxySockets where haproxy[socket] == nil {
+            haproxy[socket] = HAProxySocketClient(loop: loop, socket: socket, configuration: configuration) {
+                [unowned self] event in
+                switch event {
+                case .connected(let socket):
+                    self.logger.info("HAProxy \(socket): connected")
+                case .failed(let error, let retryIn):
+                    self.logger.error("\(error); retrying in \(retryIn.components.seconds) s")
+                }
+            }
+        }
+    }
+
+    /// Hands a new staple to every HAProxy that serves this certificate.
+    private func push(_ staple: [UInt8], for certificate: TrackedCertificate) {
+        guard certificate.location < options.certificateLocations.count else { return }
+        for socket in options.certificateLocations[certificate.location].haproxySockets {
+            guard let client = haproxy[socket] else { continue }
+            pendingPushes += 1
+            certificate.pendingPushes += 1
+            let path = certificate.path
+            client.push(staple: staple, certificate: path) { [weak self, weak certificate] result in
+                guard let self else { return }
+                self.pendingPushes -= 1
+                certificate?.pendingPushes -= 1
+                self.statistics.record(push: result)
+                switch result {
+                case .updated, .installed:
+                    self.logger.info("\(path): staple pushed to HAProxy \(socket)"
+                                     + (result == .installed ? " (new staple slot)" : ""))
+                case .superseded, .cancelled:
+                    break
+                case .rejected(let answer):
+                    self.logger.error("\(path): HAProxy \(socket) refused the staple: \(answer)")
+                case .certificateNotServed:
+                    self.logger.warning("\(path): HAProxy \(socket) does not serve this certificate")
+                case .stapleTooLarge(let limit):
+                    self.logger.error("\(path): staple too large for HAProxy \(socket) (limit \(limit) bytes)")
+                case .queueFull(let limit):
+                    self.logger.error("\(path): HAProxy \(socket) has \(limit) staples waiting; dropped this one")
+                }
+                self.finishOneOffIfDone()
+            }
+        }
+    }
+}

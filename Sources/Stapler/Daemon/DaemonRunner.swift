@@ -1,0 +1,47 @@
+import Glibc
+import Reactor
+
+/// Runs the daemon for `stapler [options]`: the order of start-up steps matters and lives here.
+enum DaemonRunner {
+    static func run(options: Options, arguments: [String], environment: [String: String]) -> Int32 {
+        // Detach before anything creates a thread or a descriptor the daemon keeps.
+        if options.daemonize && !options.oneOff {
+            do {
+                try ProcessControl.daemonize()
+            } catch {
+                standardError("stapler: cannot daemonize: \(error)")
+                return 1
+            }
+        }
+        // SIGPIPE: a write to a closed HAProxy socket fails with EPIPE instead of killing us.
+        // SIGCHLD: we start no children; ignoring it keeps zombies impossible.
+        SignalSource.ignore([SIGPIPE, SIGCHLD])
+        let logger: Logger
+        do {
+            logger = try Logger(verbosity: options.verbosity, toStandardOutput: !options.quiet && !options.daemonize,
+                                directory: options.logDirectory, syslog: options.syslog)
+        } catch {
+            standardError("stapler: \(error)")
+            return 2
+        }
+        do {
+            // curl_global_init must run before any thread exists.
+            try HTTPClient.globalInit()
+            let loop = try EventLoop()
+            let daemon = try Daemon(options: options, loop: loop, logger: logger) { () throws(ConfigurationError) -> Options in
+                guard case .run(let fresh) = try ConfigurationLoader.load(arguments: arguments, environment: environment) else {
+                    throw ConfigurationError.invalidSettings("the configuration no longer describes a daemon run")
+                }
+                return fresh
+            }
+            if let pidFile = options.pidFile { try ProcessControl.writePidFile(pidFile) }
+            defer { if let pidFile = options.pidFile { ProcessControl.removePidFile(pidFile) } }
+            try daemon.start()
+            try loop.run()
+            return daemon.exitStatus
+        } catch {
+            logger.critical("cannot run: \(error)")
+            return 1
+        }
+    }
+}

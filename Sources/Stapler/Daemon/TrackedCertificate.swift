@@ -1,0 +1,67 @@
+import Reactor
+
+/// Everything the daemon remembers about one certificate file between events: the parsed
+/// record (or why there is none), the staple being served, and where its refresh stands.
+///
+/// Kept small on purpose (the daemon holds tens of thousands): no staple bytes once they are
+/// written and pushed, no OpenSSL objects, no PEM.
+final class TrackedCertificate {
+    let path: FilePath
+    /// Index of the configured location it belongs to (for its HAProxy sockets).
+    var location: Int
+    /// What `stat` said when the file was last read; a difference means "read it again".
+    var fileStatus: FileStatus
+    /// Nil while the file yields nothing to staple.
+    var record: CertificateRecord?
+    /// Why there is nothing to staple (no OCSP URL, expired, unreadable...), as last logged.
+    var inactiveReason: String?
+    /// The staple on disk, as last verified.
+    var staple: StapleSummary?
+
+    /// Failed attempts since the last success.
+    var failures = 0
+    /// The reason of the last failure, as logged: a retry failing the same way logs nothing.
+    var lastError: String?
+    /// Unix time of the next planned fetch.
+    var nextRefresh: Int64?
+    var timer: TimerHandle?
+    var transfer: HTTPTransferHandle?
+    /// The responder URL being tried (an index into `record.ocspURLs`) and what the ones
+    /// before it answered during this attempt.
+    var urlIndex = 0
+    var attemptErrors: [String] = []
+    /// Pushes to HAProxy sockets still waiting for an answer.
+    var pendingPushes = 0
+
+    init(path: FilePath, location: Int, fileStatus: FileStatus) {
+        self.path = path
+        self.location = location
+        self.fileStatus = fileStatus
+    }
+
+    var isFetching: Bool { transfer != nil }
+}
+
+/// The staple a certificate is served with, reduced to what scheduling, status and metrics use.
+struct StapleSummary: Equatable {
+    var status: VerifiedOCSPResponse.Status
+    var thisUpdate: Int64
+    var nextUpdate: Int64
+    /// When we fetched it (nil for a staple recycled from disk).
+    var fetchedAt: Int64?
+    /// The responder's Cache-Control max-age at that time.
+    var cacheMaxAge: Int64?
+
+    init(_ response: VerifiedOCSPResponse, fetchedAt: Int64?, cacheMaxAge: Int64?) {
+        status = response.status
+        thisUpdate = response.thisUpdate
+        nextUpdate = response.nextUpdate
+        self.fetchedAt = fetchedAt
+        self.cacheMaxAge = cacheMaxAge
+    }
+
+    var isRevoked: Bool {
+        if case .revoked = status { return true }
+        return false
+    }
+}
