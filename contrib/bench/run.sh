@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Stapler benchmark: builds the release binary, generates N certificates under a throwaway
+# CA (1,000 and 10,000 by default), serves them from a local `openssl ocsp` responder and
+# measures Stapler cold (--one-off and as a daemon), idle and rescanning.
+#
+#   contrib/bench/run.sh [N ...]        e.g. contrib/bench/run.sh 1000 10000
+#   RUNS=3 IDLE_SECONDS=60 contrib/bench/run.sh 10000
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+contrib/install-prerequisites.sh
+need=()
+command -v python3 >/dev/null || need+=(python3)
+[ -x /usr/bin/time ] || need+=(time)
+if ((${#need[@]})); then
+    sudo_cmd=(); [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+    "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+swift build -c release --static-swift-stdlib --product stapler
+exec python3 contrib/bench/bench.py --binary .build/release/stapler "$@"
