@@ -124,7 +124,7 @@ final class CheckFetcher {
                     answers.append("\(url): \(error)")
                 }
             case .failure(let error)?:
-                answers.append(error.description)
+                answers.append("\(url): \(error.reason)")
             case nil:
                 answers.append("\(url): no answer")
             }

@@ -3,13 +3,17 @@ import Reactor
 /// The refresh of one certificate: queue, fetch, verify, write, push, schedule the next.
 extension Daemon {
     /// Puts a certificate in line for a fetch slot (at most `--renewal-threads` at once).
+    /// Must-Staple certificates and staples about to run out take the urgent lane. A first
+    /// fetch (no staple yet) waits in the normal lane: when a start-up scan queues thousands
+    /// of certificates without staples, the Must-Staple ones, for which a missing staple is
+    /// an outage rather than a slower handshake, must not wait behind them.
     func enqueue(_ certificate: TrackedCertificate, urgent: Bool = false) {
         guard let record = certificate.record, !certificate.isFetching, !isStopping else { return }
         if let timer = certificate.timer { loop.cancel(timer) }
         certificate.timer = nil
         let now = UTCTime.now()
-        let running = certificate.staple.map { $0.nextUpdate - now < minimumValidity } ?? true
-        queue.push(certificate, urgent: urgent || record.mustStaple || running)
+        let runningOut = certificate.staple.map { $0.nextUpdate - now < minimumValidity } ?? false
+        queue.push(certificate, urgent: urgent || record.mustStaple || runningOut)
         schedulePump()
     }
 
@@ -72,6 +76,8 @@ extension Daemon {
         handle = http.start(httpRequest) { [weak self, weak certificate] result in
             guard let self else { return }
             self.activeFetches -= 1
+            // Transfers cut short by `stop` are no failure worth a log line.
+            guard !self.isStopping else { return }
             if let certificate, let handle, certificate.transfer == handle {
                 certificate.transfer = nil
                 self.finishFetch(certificate, url: url, result: result, nonce: request.nonce)
@@ -88,7 +94,8 @@ extension Daemon {
         let response: HTTPResponse
         switch result {
         case .failure(let error):
-            return attemptFailed(certificate, reason: error.description)
+            // The responder URL, not the request URL with its base64 CertID: one readable line.
+            return attemptFailed(certificate, reason: "\(url): \(error.reason)")
         case .success(let success):
             response = success
         }

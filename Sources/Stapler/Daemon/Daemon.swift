@@ -26,6 +26,7 @@ final class Daemon {
     var watcher: DirectoryWatcher?
     var watches: [WatchDescriptor: FilePath] = [:]
     var watchedDirectories: [FilePath: (watch: WatchDescriptor, location: Int)] = [:]
+    var parentWatches = ParentWatches()
     var pendingChanges = FileSystemChanges()
     var changeTimer: TimerHandle?
     var rescanTimer: TimerHandle?
@@ -182,12 +183,10 @@ final class Daemon {
             }
         }
         guard queue.isEmpty, activeFetches == 0, pendingPushes == 0 else { return }
-        let failed = certificates.values.filter { $0.lastError != nil }.sorted { $0.path < $1.path }
+        // Each failure was logged once as it happened, with its path, URL and reason.
+        let failed = certificates.values.filter { $0.lastError != nil }.count
         let stapled = certificates.values.filter { $0.staple != nil && $0.lastError == nil }.count
-        for certificate in failed {
-            logger.error("\(certificate.path): failed: \(certificate.lastError ?? "")")
-        }
-        logger.info("one pass done: \(stapled) stapled, \(failed.count) failed")
-        stop(status: failed.isEmpty ? 0 : 1)
+        logger.log(failed == 0 ? .info : .error, "one pass done: \(stapled) stapled, \(failed) failed")
+        stop(status: failed == 0 ? 0 : 1)
     }
 }

@@ -12,7 +12,9 @@ extension Daemon {
 
     static func statusLine(_ certificate: TrackedCertificate, now: Int64) -> String {
         if let reason = certificate.inactiveReason, certificate.record == nil {
-            return "\(certificate.path): inactive (\(reason))"
+            // The reason is a log line that starts with the path already.
+            let prefix = "\(certificate.path): "
+            return prefix + "inactive (\(reason.hasPrefix(prefix) ? String(reason.dropFirst(prefix.count)) : reason))"
         }
         var fields: [String] = []
         if let staple = certificate.staple {
