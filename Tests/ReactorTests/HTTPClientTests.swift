@@ -532,3 +532,12 @@ private final class FullBacklogListener {
 
     deinit { for fd in descriptors { close(fd) } }
 }
+
+final class HTTPTransferTimingTextTests: XCTestCase {
+    func testConnectFailureTextDropsCurlsTiming() {
+        XCTAssertEqual(HTTPTransfer.withoutTiming(
+            "Failed to connect to 127.0.0.1 port 1 after 0 ms: Couldn't connect to server"),
+            "Failed to connect to 127.0.0.1 port 1: Couldn't connect to server")
+        XCTAssertEqual(HTTPTransfer.withoutTiming("Could not resolve host: x"), "Could not resolve host: x")
+    }
+}

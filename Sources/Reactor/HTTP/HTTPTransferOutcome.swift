@@ -41,7 +41,7 @@ extension HTTPTransfer {
             let elapsed = MonotonicInstant.now().duration(since: startedAt)
             return elapsed >= totalTimeout ? .timedOut(after: totalTimeout) : .connectTimedOut(after: connectTimeout)
         case CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_RESOLVE_PROXY, CURLE_COULDNT_CONNECT:
-            return .connectFailed(message)
+            return .connectFailed(Self.withoutTiming(message))
         case CURLE_SSL_CONNECT_ERROR, CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CERTPROBLEM,
              CURLE_SSL_CIPHER, CURLE_SSL_CACERT_BADFILE, CURLE_SSL_ISSUER_ERROR:
             return .tlsFailed(message)
@@ -58,5 +58,26 @@ extension HTTPTransfer {
         default:
             return .curl(code: Int(code.rawValue), message: message)
         }
+    }
+
+    /// curl adds how long it tried ("... port 80 after 3 ms: ..."), which makes every
+    /// repeat of the same failure look new to whoever logs only changes.
+    static func withoutTiming(_ message: String) -> String {
+        let words = message.split(separator: " ", omittingEmptySubsequences: false)
+        var kept: [Substring] = []
+        var index = 0
+        while index < words.count {
+            if words[index] == "after", index + 2 < words.count, words[index + 1].allSatisfy(\.isNumber),
+               words[index + 2].hasPrefix("ms") {
+                // Keep what followed "ms" (a colon) on the previous word.
+                let rest = words[index + 2].dropFirst(2)
+                if !rest.isEmpty, let last = kept.popLast() { kept.append(last + rest) }
+                index += 3
+                continue
+            }
+            kept.append(words[index])
+            index += 1
+        }
+        return kept.joined(separator: " ")
     }
 }

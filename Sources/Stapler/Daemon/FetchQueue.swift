@@ -1,6 +1,6 @@
-/// Certificates waiting for a fetch slot, in two first-in first-out lanes: Must-Staple
-/// certificates and those whose staple is missing or about to run out go first, since for
-/// them a late staple is an outage rather than a slower handshake.
+/// Certificates waiting for a fetch slot, in two first-in first-out lanes. The urgent lane
+/// (Must-Staple certificates, staples about to run out, an operator's `touch`) goes first:
+/// for them a late staple is an outage rather than a slower handshake.
 ///
 /// A certificate waits at most once. Removal is lazy: the lanes may hold stale entries, which
 /// are skipped when they surface, so forgetting thousands of certificates stays O(1) each.
