@@ -3,11 +3,15 @@ import Reactor
 /// Pushing new staples into the HAProxy instances that serve each certificate.
 extension Daemon {
     /// Creates a client per configured socket and shuts down those no longer configured.
+    /// Clients that stay keep their queue and connection and take the current keepalive.
     func configureHAProxyClients() {
         let wanted = Set(options.allHAProxySockets)
         for (socket, client) in haproxy where !wanted.contains(socket) {
             client.shutDown()
             haproxy[socket] = nil
+        }
+        for client in haproxy.values where client.configuration.keepalive != options.haproxySocketKeepalive {
+            client.setKeepalive(options.haproxySocketKeepalive)
         }
         var configuration = HAProxySocketClient.Configuration()
         configuration.keepalive = options.haproxySocketKeepalive

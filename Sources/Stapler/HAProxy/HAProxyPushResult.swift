@@ -9,7 +9,8 @@ enum HAProxyPushResult: Equatable {
     /// `set ssl cert <name>.ocsp` transaction and its commit installed the staple.
     case installed
     /// HAProxy refused these bytes (its answer, e.g. `OCSP single response: no longer
-    /// valid.`). Pushing them again cannot help.
+    /// valid.`), or refused the `set ssl cert` transaction a certificate without a staple
+    /// slot needs (socket below `level admin`, HAProxy too old). Pushing again cannot help.
     case rejected(answer: String)
     /// This HAProxy serves no certificate by that path, nor any the staple's CertID names.
     case certificateNotServed

@@ -11,6 +11,8 @@ import Reactor
 /// Failures (socket missing or refused, permission denied, HAProxy restarting mid-answer,
 /// silence, garbage) close the connection and keep the staples queued; the client reconnects
 /// after an exponential backoff, so pushes made while HAProxy was down land once it is back.
+/// A transaction the socket may not open (below `level admin`) ends that push as rejected
+/// instead: only a restart cures it, and a restarted HAProxy reads the staple file itself.
 /// State changes go to `onEvent` (possibly from inside `push`, when connecting fails at
 /// once); each push's ending goes to its completion.
 final class HAProxySocketClient {
@@ -37,7 +39,7 @@ final class HAProxySocketClient {
     }
 
     let socket: FilePath
-    let configuration: Configuration
+    private(set) var configuration: Configuration
 
     /// The command whose answer is due.
     private enum Step {
@@ -127,6 +129,12 @@ final class HAProxySocketClient {
         case .full: return completion(.queueFull(limit: configuration.maxQueuedPushes))
         }
         pump()
+    }
+
+    /// A new keepalive (SIGHUP) applies from the next idle period. An open connection keeps
+    /// the CLI timeout it was given; if HAProxy closes it first, that only costs a reconnect.
+    func setKeepalive(_ keepalive: Duration) {
+        configuration.keepalive = keepalive
     }
 
     /// Closes the connection and ends every waiting push with `.cancelled`.
@@ -298,6 +306,11 @@ final class HAProxySocketClient {
                 // The cached name is stale (HAProxy was reloaded with other files).
                 names.forget()
                 installThroughTransaction()
+            case .permissionDenied, .unknownCommand:
+                // Only a restart cures this (the socket's level, HAProxy's version), and a
+                // restarted HAProxy loads the staple file by itself. Retrying would hold up
+                // every staple behind this one for minutes, so the push ends here.
+                finish(.rejected(answer: Self.cannotInstall(answer, command: step.verb)))
             default:
                 unexpected(answer, text, to: step)
             }
@@ -321,6 +334,15 @@ final class HAProxySocketClient {
         } else {
             finish(.certificateNotServed)
         }
+    }
+
+    /// Why a staple that needs a transaction cannot have one through this socket.
+    private static func cannotInstall(_ answer: HAProxyAnswer, command: String) -> String {
+        let refusal = answer == .permissionDenied
+            ? "Permission denied for '\(command)' (it needs a stats socket with 'level admin')"
+            : "this HAProxy does not know '\(command)'"
+        return "\(refusal); the certificate had no staple when HAProxy started, so only that command could "
+            + "give it one; HAProxy loads the staple file when it next starts or reloads"
     }
 
     private func unexpected(_ answer: HAProxyAnswer, _ text: [UInt8], to step: Step) {
