@@ -240,6 +240,7 @@ final class HAProxyEndToEndTests: XCTestCase {
         // Daemon.finishOneOffIfDone); only that it ends is asserted.
         XCTAssertNotNil(run.status, "still running after 40 s:\n\(run.output)")
         XCTAssertLessThan(elapsed, 25, "the one-off push timeout is 15 s:\n\(run.output)")
+        XCTAssertEqual(run.status, 1, "a staple HAProxy never took is a failure of the pass:\n\(run.output)")
         XCTAssertEqual(try pki.verifyWithOpenSSL(staple: site.bundle + ".ocsp", for: site.leaf), "good",
                        "the staple file is written even though HAProxy cannot take it")
         XCTAssertTrue(run.output.contains("HAProxy socket \(socket): no such file"), run.output)

@@ -153,7 +153,7 @@ public enum ConfigurationLoader {
             if !socketsDisabled {
                 for socket in summary.statsSockets where !socket.hasAdminLevel {
                     warnings.append("\(socket.file):\(socket.line): stats socket \(socket.path) has no \"level admin\"; "
-                        + "HAProxy will refuse staples sent through it")
+                        + "HAProxy will refuse staples for certificates that had no .ocsp file when it started")
                 }
             }
         }

@@ -3,8 +3,9 @@ import Reactor
 /// A `stats socket` line of a haproxy.cfg: where HAProxy's runtime API listens.
 public struct HAProxyStatsSocket: Equatable, Sendable {
     public var path: FilePath
-    /// `level admin` was given. Without it HAProxy refuses `set ssl ocsp-response`
-    /// ("Permission denied"); the default level is `operator`.
+    /// `level admin` was given. The default level, `operator`, can replace a staple with
+    /// `set ssl ocsp-response` (2.6.12), but not install one for a certificate that had no
+    /// `.ocsp` file at start: `set ssl cert` needs admin ("Permission denied").
     public var hasAdminLevel: Bool
     /// Where it was declared, for the warning when `hasAdminLevel` is false.
     public var file: FilePath

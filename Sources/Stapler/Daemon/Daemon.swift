@@ -186,7 +186,12 @@ final class Daemon {
         // Each failure was logged once as it happened, with its path, URL and reason.
         let failed = certificates.values.filter { $0.lastError != nil }.count
         let stapled = certificates.values.filter { $0.staple != nil && $0.lastError == nil }.count
-        logger.log(failed == 0 ? .info : .error, "one pass done: \(stapled) stapled, \(failed) failed")
-        stop(status: failed == 0 ? 0 : 1)
+        // "Not served" is no failure: one socket given for several paths need not serve all.
+        let undelivered = ["rejected", "too_large", "queue_full", "cancelled"]
+            .reduce(0) { $0 + statistics.pushes[$1, default: 0] }
+        let ok = failed == 0 && undelivered == 0
+        logger.log(ok ? .info : .error, "one pass done: \(stapled) stapled, \(failed) failed"
+                   + (undelivered > 0 ? ", \(undelivered) staple(s) not taken by HAProxy" : ""))
+        stop(status: ok ? 0 : 1)
     }
 }
