@@ -248,6 +248,7 @@ def daemon(binary, root, threads, n, idle_seconds):
         after = proc_status(p.pid)
         wakeups = int(after["voluntary_ctxt_switches"]) + int(after["nonvoluntary_ctxt_switches"]) - switches
         return {"wall": wall, "cpu": cpu, "idle_kib": kib(after["VmRSS"]), "peak_kib": kib(after["VmHWM"]),
+                "anon_kib": kib(after["RssAnon"]), "file_kib": kib(after["RssFile"]),
                 "threads": int(after["Threads"]), "fds": fds, "wakeups": wakeups}
     finally:
         p.terminate()
@@ -305,17 +306,21 @@ def main():
         rows.append((n, med(oneoffs, "wall"), med(daemons, "wall"), med(oneoffs, "cpu") / n * 1000,
                      med(oneoffs, "peak_kib") / 1024, med(daemons, "peak_kib") / 1024,
                      med(daemons, "idle_kib") / 1024, med(daemons, "threads"), med(daemons, "fds"),
-                     med(daemons, "wakeups"), rescan * 1000, rate))
+                     med(daemons, "wakeups"), rescan * 1000, rate,
+                     med(daemons, "anon_kib") / 1024, med(daemons, "file_kib") / 1024))
     print()
     print(f"Machine: {machine}; {runs} runs per size, medians; -t {threads}; idle window {idle_seconds:.0f} s")
     print()
     print("| N | one-off wall (s) | daemon wall (s) | CPU per 1,000 staples (s) | one-off peak RSS (MB) "
-          "| daemon peak RSS (MB) | daemon idle RSS (MB) | threads | fds | wakeups idle | rescan CPU (ms) "
-          "| responder alone (req/s) |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "| daemon peak RSS (MB) | daemon idle RSS (MB) | of which anonymous / file-backed (MB) | threads | fds "
+          "| wakeups idle | rescan CPU (ms) | responder alone (req/s) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r[0]} | {r[1]:.2f} | {r[2]:.2f} | {r[3]:.3f} | {r[4]:.1f} | {r[5]:.1f} | {r[6]:.1f} | {r[7]:.0f} "
-              f"| {r[8]:.0f} | {r[9]:.0f} | {r[10]:.1f} | {r[11]:.0f} |")
+        print(f"| {r[0]} | {r[1]:.2f} | {r[2]:.2f} | {r[3]:.3f} | {r[4]:.1f} | {r[5]:.1f} | {r[6]:.1f} "
+              f"| {r[12]:.1f} / {r[13]:.1f} | {r[7]:.0f} | {r[8]:.0f} | {r[9]:.0f} | {r[10]:.1f} | {r[11]:.0f} |")
+    print()
+    print("File-backed resident pages are shared libraries (libcurl and its dependencies, libcrypto)"
+          " and the binary itself, shared with every other process mapping them.")
 
 
 if __name__ == "__main__":
