@@ -262,7 +262,7 @@ final class HAProxyConfigReaderTests: XCTestCase {
                                 haproxySockets: ["/run/haproxy/admin.sock", "/run/haproxy/operator.sock"]),
         ])
         XCTAssertEqual(options.warnings, ["\(config):3: stats socket /run/haproxy/operator.sock has no \"level admin\"; "
-                                          + "HAProxy will refuse staples sent through it"])
+                                          + "HAProxy will refuse staples for certificates that had no .ocsp file when it started"])
 
         let quiet = try ConfigurationHarness.options(["--haproxy-config", config.description, "--no-haproxy-sockets"])
         XCTAssertEqual(ConfigurationHarness.sockets(quiet), [[], []])

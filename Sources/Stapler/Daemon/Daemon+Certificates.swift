@@ -33,22 +33,44 @@ extension Daemon {
         for (path, certificate) in certificates where !seen.contains(path) {
             forget(certificate, reason: "no longer found")
         }
-        reportProblems(result.problems)
-        updateWatches(result.directories)
+        let (newlyWatched, watchProblems) = updateWatches(result.directories)
+        reportProblems(result.problems, watchProblems: watchProblems)
+        updateParentWatches()
+        if !newlyWatched.isEmpty {
+            // A file made between a directory's listing and its watch raised no event we
+            // could see: list such directories once more, now that their watches are in place.
+            pendingChanges.directories.formUnion(newlyWatched)
+            scheduleChangesPass()
+        }
+        logger.debug("scanned: \(result.files.count) certificate file(s), \(watchedDirectories.count) "
+                     + "watched director\(watchedDirectories.count == 1 ? "y" : "ies")")
     }
 
-    private func reportProblems(_ problems: [FileError]) {
+    /// Logs each problem once, when it appears or changes, and says when it is gone. A
+    /// directory that cannot be watched is a warning (the periodic rescan still covers it),
+    /// and not worth a word when it cannot even be read.
+    private func reportProblems(_ problems: [FileError], watchProblems: [FilePath: String]) {
         var current: [FilePath: String] = [:]
         for problem in problems {
             let text = problem.description
             current[problem.path] = text
             if reportedProblems[problem.path] != text { logger.error(text) }
         }
-        for path in reportedProblems.keys where current[path] == nil {
-            logger.info("\(path): readable again")
+        for (path, text) in watchProblems where current[path] == nil {
+            current[path] = text
+            if reportedProblems[path] != text { logger.warning(text) }
+        }
+        for (path, text) in reportedProblems where current[path] == nil {
+            if text.hasSuffix(Self.watchFallback) {
+                logger.debug("\(path): watched again, or no longer scanned")
+            } else {
+                logger.info("\(path): readable again")
+            }
         }
         reportedProblems = current
     }
+
+    private static let watchFallback = "; relying on the periodic rescan"
 
     /// Re-examines one path an inotify event named: new, changed, gone, or unchanged.
     func examine(_ path: FilePath) {
@@ -166,43 +188,110 @@ extension Daemon {
     // MARK: inotify
 
     /// Keeps one watch per scanned directory, dropping those of directories no longer found.
-    func updateWatches(_ directories: [(path: FilePath, location: Int)]) {
-        guard let watcher else { return }
-        var wanted = Set<FilePath>()
-        for (directory, location) in directories {
-            wanted.insert(directory)
-            if let existing = watchedDirectories[directory] {
-                watchedDirectories[directory] = (existing.watch, location)
-                continue
-            }
-            do {
-                let watch = try watcher.watch(directory, mask: FileSystemChanges.watchMask)
-                watches[watch] = directory
-                watchedDirectories[directory] = (watch, location)
-            } catch {
-                // Out of watches (fs.inotify.max_user_watches) or a directory gone meanwhile:
-                // the periodic rescan still covers it.
-                if reportedProblems[directory] != error.description {
-                    logger.warning("\(error); relying on the periodic rescan")
-                    reportedProblems[directory] = error.description
-                }
-            }
-        }
-        for (directory, entry) in watchedDirectories where !wanted.contains(directory) {
-            watcher.unwatch(entry.watch)
+    /// Returns the directories watched from now on, and those that cannot be watched (out of
+    /// watches: fs.inotify.max_user_watches), with the reason.
+    ///
+    /// Every scanned directory is watched again at each scan: for a directory already
+    /// watched the kernel answers with the same descriptor, and a different one means its
+    /// path leads somewhere else now (a symlink to it was repointed), whose events the old
+    /// watch would never see.
+    func updateWatches(_ directories: [(path: FilePath, location: Int)]) -> (added: [FilePath],
+                                                                               problems: [FilePath: String]) {
+        guard let watcher else { return ([], [:]) }
+        var wanted: [FilePath: Int] = [:]
+        for (directory, location) in directories { wanted[directory] = location }
+        // Drop first: a directory renamed within the tree keeps its inode, and so its watch
+        // descriptor; dropping it after watching the new name would unwatch the new name.
+        for (directory, entry) in watchedDirectories where wanted[directory] == nil {
             watches[entry.watch] = nil
             watchedDirectories[directory] = nil
+            releaseWatch(entry.watch)
+        }
+        var added: [FilePath] = []
+        var problems: [FilePath: String] = [:]
+        for (directory, location) in directories {
+            let watch: WatchDescriptor
+            do {
+                watch = try watcher.watch(directory, mask: FileSystemChanges.watchMask)
+            } catch {
+                // Gone since the listing (its events will tell), or out of watches.
+                if watchedDirectories[directory] == nil { problems[directory] = "\(error)\(Self.watchFallback)" }
+                continue
+            }
+            if let existing = watchedDirectories[directory] {
+                if existing.watch == watch {
+                    watchedDirectories[directory] = (watch, location)
+                    continue
+                }
+                if watches[existing.watch] == directory { watches[existing.watch] = nil }
+                releaseWatch(existing.watch)
+            }
+            watches[watch] = directory
+            watchedDirectories[directory] = (watch, location)
+            added.append(directory)
+        }
+        return (added, problems)
+    }
+
+    /// Removes a kernel watch nothing uses any more (a parent watch and a certificate
+    /// directory watch can be one and the same).
+    private func releaseWatch(_ watch: WatchDescriptor) {
+        guard watches[watch] == nil, parentWatches.directories[watch] == nil else { return }
+        watcher?.unwatch(watch)
+    }
+
+    /// Watches the directory holding each configured path, for the events about the path
+    /// itself that no watch inside it can report. The same mask as certificate directories:
+    /// a parent that is one of them shares its watch, and a narrower mask would replace it.
+    func updateParentWatches() {
+        guard let watcher else { return }
+        var wanted = Set<FilePath>()
+        var locations = Set<FilePath>()
+        for location in options.certificateLocations {
+            let parent = location.path.directory
+            wanted.insert(parent)
+            locations.insert(parent.appending(location.path.lastComponent))
+        }
+        parentWatches.locations = locations
+        for (parent, watch) in parentWatches.watches where !wanted.contains(parent) {
+            parentWatches.watches[parent] = nil
+            parentWatches.directories[watch] = nil
+            releaseWatch(watch)
+        }
+        for parent in wanted {
+            // A parent that cannot be watched (missing, unreadable) is left to the periodic
+            // rescan, and tried again at every scan. Watched again like any directory, in
+            // case its path leads elsewhere now.
+            guard let watch = try? watcher.watch(parent, mask: FileSystemChanges.watchMask) else { continue }
+            let previous = parentWatches.watches[parent]
+            guard previous != watch else { continue }
+            parentWatches.watches[parent] = watch
+            parentWatches.directories[watch] = parent
+            if let previous {
+                parentWatches.directories[previous] = nil
+                releaseWatch(previous)
+            }
         }
     }
 
     /// Gathers a batch of events; the work happens once the burst settles.
     func absorb(_ events: [DirectoryEvent]) {
         pendingChanges.absorb(events, rules: discoveryRules) { [unowned self] in self.watches[$0] }
+        pendingChanges.absorbParentEvents(events, parent: { [unowned self] in self.parentWatches.directories[$0] },
+                                          isLocation: { [unowned self] in self.parentWatches.locations.contains($0) })
         for event in events where event.mask.contains(.ignored) {
             // The kernel dropped this watch (its directory went away).
             if let directory = watches.removeValue(forKey: event.watch) { watchedDirectories[directory] = nil }
+            if let parent = parentWatches.directories.removeValue(forKey: event.watch) {
+                parentWatches.watches[parent] = nil
+            }
         }
-        guard !pendingChanges.isEmpty, changeTimer == nil else { return }
+        scheduleChangesPass()
+    }
+
+    /// Applies the pending changes once the coalescing window has passed.
+    func scheduleChangesPass() {
+        guard !pendingChanges.isEmpty, changeTimer == nil, !isStopping else { return }
         changeTimer = loop.schedule(after: Self.changeDelay) { [unowned self] in
             self.changeTimer = nil
             self.applyPendingChanges()
@@ -212,7 +301,10 @@ extension Daemon {
     private func applyPendingChanges() {
         let changes = pendingChanges
         pendingChanges = FileSystemChanges()
-        if changes.everything || !changes.directories.isEmpty {
+        let directoryLinkChanged = changes.possibleDirectories.contains {
+            watchedDirectories[$0] != nil || (try? FileSystem.status($0))?.kind == .directory
+        }
+        if changes.everything || !changes.directories.isEmpty || directoryLinkChanged {
             if changes.everything { logger.warning("inotify queue overflowed: rescanning everything") }
             rescanAll()
             return
@@ -224,4 +316,12 @@ extension Daemon {
             if (try? FileSystem.status(path, followSymlinks: false))?.kind == .symlink { examine(path) }
         }
     }
+}
+
+/// The watches on the directories that hold the configured paths (see `updateParentWatches`).
+struct ParentWatches {
+    var directories: [WatchDescriptor: FilePath] = [:]
+    var watches: [FilePath: WatchDescriptor] = [:]
+    /// The configured paths, spelled as the parents' events name them.
+    var locations = Set<FilePath>()
 }

@@ -5,9 +5,10 @@ import Reactor
 enum DaemonRunner {
     static func run(options: Options, arguments: [String], environment: [String: String]) -> Int32 {
         // Detach before anything creates a thread or a descriptor the daemon keeps.
+        var startReport: ProcessControl.StartReport?
         if options.daemonize && !options.oneOff {
             do {
-                try ProcessControl.daemonize()
+                startReport = try ProcessControl.daemonize()
             } catch {
                 standardError("stapler: cannot daemonize: \(error)")
                 return 1
@@ -37,6 +38,7 @@ enum DaemonRunner {
             if let pidFile = options.pidFile { try ProcessControl.writePidFile(pidFile) }
             defer { if let pidFile = options.pidFile { ProcessControl.removePidFile(pidFile) } }
             try daemon.start()
+            startReport?.started()
             try loop.run()
             return daemon.exitStatus
         } catch {

@@ -17,10 +17,17 @@ struct FileSystemChanges: Equatable {
     /// `..data` symlink swap (which changes every file behind it without an event for them),
     /// a watched directory that went away.
     var directories = Set<FilePath>()
+    /// Other names that appeared or went away in recursive mode: a symlink to a directory
+    /// is one of them (the kernel flags real directories only), and a rescan is due if the
+    /// name leads to a directory now or was one the daemon watched. The daemon tells with a
+    /// stat.
+    var possibleDirectories = Set<FilePath>()
     /// The kernel dropped events (IN_Q_OVERFLOW): nothing can be trusted, rescan all.
     var everything = false
 
-    var isEmpty: Bool { paths.isEmpty && created.isEmpty && directories.isEmpty && !everything }
+    var isEmpty: Bool {
+        paths.isEmpty && created.isEmpty && directories.isEmpty && possibleDirectories.isEmpty && !everything
+    }
 
     /// The mask to watch certificate directories with.
     static let watchMask: InotifyMask = [.closeWrite, .movedTo, .movedFrom, .create, .delete, .attrib,
@@ -54,12 +61,36 @@ struct FileSystemChanges: Equatable {
                 if !event.mask.isDisjoint(with: [.delete, .movedFrom]) { directories.insert(path) }
                 continue
             }
-            guard rules.isCandidate(event.name), !rules.isIgnored(path) else { continue }
+            guard !rules.isIgnored(path) else { continue }
+            guard rules.isCandidate(event.name) else {
+                // Not a certificate, and no real directory: a link to one, in recursive mode?
+                // (Our own staples and temporary files, keys and issuers never are.)
+                if rules.recursive, !event.name.bytes.starts(with: [UInt8(ascii: ".")]),
+                   rules.isExplicitCandidate(event.name),
+                   !event.mask.isDisjoint(with: [.create, .movedTo, .delete, .movedFrom]) {
+                    possibleDirectories.insert(path)
+                }
+                continue
+            }
             if event.mask.subtracting(.isDirectory) == .create {
                 created.insert(path)
             } else {
                 paths.insert(path)
             }
+        }
+    }
+
+    /// Folds in the events of the watches on the directories that hold the configured paths
+    /// (`parent` maps such a watch to its directory). There only the configured names
+    /// matter, and any event about one (made, renamed in or away, deleted, touched, a
+    /// symlink repointed) asks for a rescan: a configured directory made anew has no watch
+    /// yet, and a configured file has none of its own.
+    mutating func absorbParentEvents(_ events: [DirectoryEvent], parent: (WatchDescriptor) -> FilePath?,
+                                     isLocation: (FilePath) -> Bool) {
+        for event in events where !event.name.isEmpty {
+            guard let directory = parent(event.watch) else { continue }
+            let path = directory.appending(event.name)
+            if isLocation(path) { directories.insert(path) }
         }
     }
 }
