@@ -280,6 +280,38 @@ final class PipelineEndToEndTests: XCTestCase {
         }
     }
 
+    func testOneOffFailsForACertificateFileItCannotUse() throws {
+        let certs = try directory("certs")
+        let fine = try place(fixture.good[0], as: "fine.pem", in: certs)
+        let broken = certs + "/broken.pem"
+        let text = try String(contentsOfFile: fine, encoding: .utf8)
+        try String(text.prefix(text.count / 3)).write(toFile: broken, atomically: true, encoding: .utf8)
+
+        let run = try stapler(["--one-off", certs])
+
+        XCTAssertEqual(run.status, 1, "a truncated bundle is a failure of the pass:\n\(run.output)")
+        XCTAssertEqual(lines(run.output, containing: broken).count, 1, run.output)
+        XCTAssertEqual(try pki.verifyWithOpenSSL(staple: fine + ".ocsp", for: fixture.good[0]), "good")
+    }
+
+    func testNoRecycleStillKnowsTheStapleOnDiskWhenTheFetchFails() throws {
+        let certs = try directory("certs")
+        let site = try place(fixture.good[0], as: "site.pem", in: certs)
+        XCTAssertEqual(try stapler(["--one-off", certs]).status, 0)
+        // A certificate whose responder is down (a closed port), with a good staple on disk.
+        let closed = "http://127.0.0.1:\(freeLoopbackPort())/"
+        let leaf = try pki.issueLeaf(ocspURLs: [closed])
+        try pki.writeBundle(leaf, to: site)
+        try pki.ocspResponse(for: leaf).write(to: URL(fileURLWithPath: site + ".ocsp"))
+
+        let run = try stapler(["--one-off", "--no-recycle", certs])
+
+        XCTAssertEqual(run.status, 1, run.output)
+        let failure = lines(run.output, containing: "OCSP fetch failed")
+        XCTAssertEqual(failure.count, 1, run.output)
+        XCTAssertTrue(failure.first?.contains("serving the staple valid until") == true, run.output)
+    }
+
     // MARK: 7. Daemon mode
 
     func testDaemonStaplesStaysSingleThreadedReportsStatusAndStopsOnSIGTERM() throws {

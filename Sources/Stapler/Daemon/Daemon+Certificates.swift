@@ -107,6 +107,7 @@ extension Daemon {
             deactivate(certificate, error)
             return
         }
+        certificate.isBroken = false
         if certificate.inactiveReason != nil {
             logger.info("\(certificate.path): usable again: \(record.subject)")
             certificate.inactiveReason = nil
@@ -124,11 +125,13 @@ extension Daemon {
             enqueue(certificate, urgent: true)
             return
         }
-        if options.recycleStaples, recycle(certificate, record: record, now: now) { return }
+        if recycle(certificate, record: record, now: now) { return }
         enqueue(certificate)
     }
 
-    /// Serves the staple file already on disk if it verifies and has time left.
+    /// The staple file already on disk, if it verifies: it is what HAProxy serves now, so it
+    /// counts for urgency and status even when `--no-recycle` asks for a fresh one. Kept as
+    /// it is until its refresh when it has time left and recycling is on.
     private func recycle(_ certificate: TrackedCertificate, record: CertificateRecord, now: Int64) -> Bool {
         let stapleBytes: [UInt8]?
         do {
@@ -146,7 +149,9 @@ extension Daemon {
             return false
         }
         certificate.staple = StapleSummary(verified, fetchedAt: nil, cacheMaxAge: nil)
-        guard refreshPolicy.isRecyclable(nextUpdate: verified.nextUpdate, now: now) else { return false }
+        guard options.recycleStaples, refreshPolicy.isRecyclable(nextUpdate: verified.nextUpdate, now: now) else {
+            return false
+        }
         if certificate.staple?.isRevoked == true {
             logger.critical("\(certificate.path): \(record.subject) is REVOKED: \(verified.statusDescription)")
         }
@@ -172,6 +177,12 @@ extension Daemon {
             }
         }
         certificate.inactiveReason = text
+        // A file that should be a certificate but cannot be used fails a --one-off pass;
+        // keys, CA files, certificates without OCSP and expired ones are no failure of ours.
+        switch error.reason {
+        case .malformed, .unreadable, .issuerNotFound: certificate.isBroken = true
+        case .noCertificate, .noEndEntity, .noOCSPURL, .expired: certificate.isBroken = false
+        }
         certificate.record = nil
         certificate.staple = nil
         certificate.lastError = nil

@@ -184,7 +184,7 @@ final class Daemon {
         }
         guard queue.isEmpty, activeFetches == 0, pendingPushes == 0 else { return }
         // Each failure was logged once as it happened, with its path, URL and reason.
-        let failed = certificates.values.filter { $0.lastError != nil }.count
+        let failed = certificates.values.filter { $0.lastError != nil || $0.isBroken }.count
         let stapled = certificates.values.filter { $0.staple != nil && $0.lastError == nil }.count
         // "Not served" is no failure: one socket given for several paths need not serve all.
         let undelivered = ["rejected", "too_large", "queue_full", "cancelled"]

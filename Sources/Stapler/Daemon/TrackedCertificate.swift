@@ -15,6 +15,9 @@ final class TrackedCertificate {
     var record: CertificateRecord?
     /// Why there is nothing to staple (no OCSP URL, expired, unreadable...), as last logged.
     var inactiveReason: String?
+    /// The file should hold a usable certificate but does not (unreadable, malformed, issuer
+    /// missing), as opposed to a key file or a certificate without an OCSP URL.
+    var isBroken = false
     /// The staple on disk, as last verified.
     var staple: StapleSummary?
 
