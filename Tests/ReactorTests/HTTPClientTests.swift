@@ -38,7 +38,7 @@ final class HTTPClientTests: XCTestCase {
         XCTAssertEqual(client.activeTransferCount, 64)
         XCTAssertEqual(client.queuedTransferCount, getCount + postBodies.count - 64)
 
-        try runLoop(loop)
+        try loop.runForTest(deadline: .seconds(20))
 
         for index in 0..<getCount {
             let response = try XCTUnwrap(getResults[index]).get()
@@ -75,7 +75,7 @@ final class HTTPClientTests: XCTestCase {
                 if errors.count == 3 { loop.stop() }
             }
         }
-        try runLoop(loop)
+        try loop.runForTest(deadline: .seconds(20))
 
         for path in ["/endless", "/endless-chunked", "/announced"] {
             let error = try XCTUnwrap(errors[path])
@@ -83,7 +83,7 @@ final class HTTPClientTests: XCTestCase {
             XCTAssertEqual(error.description, "\(server.url(path)): response body larger than 100000 bytes")
         }
         // The client hung up, so the endless senders stop too.
-        try runLoop(loop, until: { server.openConnections == 0 })
+        try loop.runForTest(deadline: .seconds(20), until: { server.openConnections == 0 })
     }
 
     func testOversizedHeadersFailWithHeadersTooLarge() throws {
@@ -96,7 +96,7 @@ final class HTTPClientTests: XCTestCase {
         var request = HTTPRequest.get(server.url("/"))
         request.maxHeaderBytes = 8 * 1024
         client.start(request) { outcome = $0; loop.stop() }
-        try runLoop(loop)
+        try loop.runForTest(deadline: .seconds(20))
         XCTAssertEqual(outcome?.failure?.reason, .headersTooLarge(limit: 8 * 1024))
     }
 
@@ -116,7 +116,7 @@ final class HTTPClientTests: XCTestCase {
             outcome = result
             loop.stop()
         }
-        try runLoop(loop)
+        try loop.runForTest(deadline: .seconds(20))
 
         let error = try XCTUnwrap(outcome?.failure)
         XCTAssertEqual(error.reason, .timedOut(after: .milliseconds(300)))
@@ -136,7 +136,7 @@ final class HTTPClientTests: XCTestCase {
         request.totalTimeout = .milliseconds(400)
         var outcome: Result<HTTPResponse, HTTPError>?
         client.start(request) { outcome = $0; loop.stop() }
-        try runLoop(loop)
+        try loop.runForTest(deadline: .seconds(20))
         XCTAssertEqual(outcome?.failure?.reason, .timedOut(after: .milliseconds(400)))
     }
 
@@ -149,7 +149,7 @@ final class HTTPClientTests: XCTestCase {
         let url = "http://127.0.0.1:\(port)/x"
         var outcome: Result<HTTPResponse, HTTPError>?
         client.start(.get(url)) { outcome = $0; loop.stop() }
-        try runLoop(loop)
+        try loop.runForTest(deadline: .seconds(20))
 
         let error = try XCTUnwrap(outcome?.failure)
         guard case .connectFailed(let message) = error.reason else {
@@ -169,7 +169,7 @@ final class HTTPClientTests: XCTestCase {
         request.totalTimeout = .seconds(5)
         var outcome: Result<HTTPResponse, HTTPError>?
         client.start(request) { outcome = $0; loop.stop() }
-        try runLoop(loop)
+        try loop.runForTest(deadline: .seconds(20))
         XCTAssertEqual(outcome?.failure?.reason, .connectTimedOut(after: .milliseconds(200)))
     }
 
@@ -190,7 +190,7 @@ final class HTTPClientTests: XCTestCase {
                 if bodies.count == total { loop.stop() }
             }
         }
-        try runLoop(loop)
+        try loop.runForTest(deadline: .seconds(20))
 
         for index in 0..<total { XCTAssertEqual(bodies[index], "answer /\(index)") }
         XCTAssertEqual(server.requestsServed, total)
@@ -214,7 +214,7 @@ final class HTTPClientTests: XCTestCase {
             }
         }
         step(0)
-        try runLoop(loop)
+        try loop.runForTest(deadline: .seconds(20))
 
         XCTAssertEqual(answers, (0..<20).map { "step /\($0)" })
         XCTAssertEqual(server.connectionsAccepted, 1)
@@ -238,7 +238,7 @@ final class HTTPClientTests: XCTestCase {
         let client = try HTTPClient(loop: loop)
         var outcome: Result<HTTPResponse, HTTPError>?
         client.start(.get(server.url("/old"))) { outcome = $0; loop.stop() }
-        try runLoop(loop)
+        try loop.runForTest(deadline: .seconds(20))
 
         let response = try XCTUnwrap(outcome).get()
         XCTAssertEqual(response.statusCode, 200)
@@ -267,7 +267,7 @@ final class HTTPClientTests: XCTestCase {
                 if outcomes.count == urls.count { loop.stop() }
             }
         }
-        try runLoop(loop)
+        try loop.runForTest(deadline: .seconds(20))
 
         XCTAssertEqual(try outcomes[server.url("/0")]?.get().body, Array("arrived".utf8), "three redirects are followed")
         XCTAssertEqual(outcomes[server.url("/-1")]?.failure?.reason, .tooManyRedirects(limit: 3))
@@ -294,7 +294,7 @@ final class HTTPClientTests: XCTestCase {
         request.headers.append(("X-Trace", "abc"))
         var outcome: Result<HTTPResponse, HTTPError>?
         client.start(request) { outcome = $0; loop.stop() }
-        try runLoop(loop)
+        try loop.runForTest(deadline: .seconds(20))
 
         XCTAssertEqual(try outcome?.get().statusCode, 200)
         let seen = try XCTUnwrap(received)
@@ -317,7 +317,7 @@ final class HTTPClientTests: XCTestCase {
         var request = HTTPRequest.get(server.url("/missing"))
         request.errorStatusIsFailure = false
         client.start(request) { lenient = $0; if strict != nil { loop.stop() } }
-        try runLoop(loop)
+        try loop.runForTest(deadline: .seconds(20))
 
         XCTAssertEqual(strict?.failure?.description, "\(server.url("/missing")): HTTP status 404")
         XCTAssertEqual(try lenient?.get().statusCode, 404)
@@ -341,7 +341,7 @@ final class HTTPClientTests: XCTestCase {
                 if outcomes.count == 3 { loop.stop() }
             }
         }
-        try runLoop(loop)
+        try loop.runForTest(deadline: .seconds(20))
         for path in ["/close", "/garbage", "/short"] {
             guard case .protocolError = outcomes[path]?.failure?.reason else {
                 XCTFail("\(path): expected a protocol error, got \(String(describing: outcomes[path]))")
@@ -357,7 +357,7 @@ final class HTTPClientTests: XCTestCase {
         var outcome: Result<HTTPResponse, HTTPError>?
         client.start(.get(server.url("/"), headers: [("X-Evil", "a\r\nInjected: yes")])) { outcome = $0; loop.stop() }
         XCTAssertNil(outcome, "never completes from inside start")
-        try runLoop(loop)
+        try loop.runForTest(deadline: .seconds(20))
         guard case .invalidRequest = outcome?.failure?.reason else { return XCTFail("\(String(describing: outcome))") }
         XCTAssertEqual(server.requestsServed, 0)
     }
@@ -381,17 +381,17 @@ final class HTTPClientTests: XCTestCase {
         XCTAssertTrue(client.cancel(handles[2]))
         XCTAssertNil(outcomes[2], "the completion is deferred, not called from inside cancel")
         XCTAssertFalse(client.cancel(handles[2]), "a second cancel finds nothing")
-        try runLoop(loop, until: { hanging == 1 })
+        try loop.runForTest(deadline: .seconds(20), until: { hanging == 1 })
         XCTAssertTrue(client.cancel(handles[0]))
         XCTAssertNil(outcomes[0])
 
         // The second one moves up and reaches the server; then everything is cancelled.
-        try runLoop(loop, until: { hanging == 2 })
+        try loop.runForTest(deadline: .seconds(20), until: { hanging == 2 })
         XCTAssertEqual(client.activeTransferCount, 1)
         XCTAssertEqual(client.queuedTransferCount, 0)
         client.cancelAll()
         XCTAssertEqual(client.activeTransferCount, 0)
-        try runLoop(loop, until: { outcomes.count == 3 && server.openConnections == 0 })
+        try loop.runForTest(deadline: .seconds(20), until: { outcomes.count == 3 && server.openConnections == 0 })
 
         for index in 0..<3 {
             XCTAssertEqual(outcomes[index]?.failure?.reason, .cancelled, "transfer \(index)")
@@ -413,7 +413,7 @@ final class HTTPClientTests: XCTestCase {
             fastBody = try? result.get().body
             XCTAssertTrue(client.cancel(slow))
         }
-        try runLoop(loop)
+        try loop.runForTest(deadline: .seconds(20))
         XCTAssertEqual(fastBody, Array("fast".utf8))
         XCTAssertEqual(slowOutcome?.failure?.reason, .cancelled)
     }
@@ -434,9 +434,9 @@ final class HTTPClientTests: XCTestCase {
             fastDone = true
             client = nil
         }
-        try runLoop(loop, until: { fastDone })
+        try loop.runForTest(deadline: .seconds(20), until: { fastDone })
         XCTAssertNil(client)
-        try runLoop(loop, until: { server.openConnections == 0 })
+        try loop.runForTest(deadline: .seconds(20), until: { server.openConnections == 0 })
         XCTAssertEqual(hangingCompletions, 0)
     }
 
@@ -448,43 +448,14 @@ final class HTTPClientTests: XCTestCase {
         for index in 0..<5 {
             client?.start(.get(server.url("/\(index)"))) { reasons.append($0.failure?.reason ?? .curl(code: 0, message: "success")) }
         }
-        try runLoop(loop, until: { server.requestsServed == 2 })
+        try loop.runForTest(deadline: .seconds(20), until: { server.requestsServed == 2 })
         client?.cancelAll()
         client = nil
-        try runLoop(loop, until: { reasons.count == 5 && server.openConnections == 0 })
+        try loop.runForTest(deadline: .seconds(20), until: { reasons.count == 5 && server.openConnections == 0 })
         XCTAssertEqual(reasons, Array(repeating: .cancelled, count: 5))
     }
 
     // MARK: Helpers
-
-    /// Runs the loop until something stops it, failing the test if `deadline` passes first.
-    private func runLoop(_ loop: EventLoop, deadline: Duration = .seconds(20),
-                         file: StaticString = #filePath, line: UInt = #line) throws {
-        var expired = false
-        let timer = loop.schedule(after: deadline) {
-            expired = true
-            loop.stop()
-        }
-        try loop.run()
-        loop.cancel(timer)
-        if expired { XCTFail("deadline of \(deadline) passed", file: file, line: line) }
-    }
-
-    /// Runs the loop until `condition` holds (checked every few milliseconds), failing the
-    /// test if `deadline` passes first.
-    private func runLoop(_ loop: EventLoop, deadline: Duration = .seconds(20), until condition: @escaping () -> Bool,
-                         file: StaticString = #filePath, line: UInt = #line) throws {
-        guard !condition() else { return }
-        var check: (() -> Void)?
-        var poll: TimerHandle?
-        check = {
-            if condition() { loop.stop() } else { poll = loop.schedule(after: .milliseconds(2)) { check?() } }
-        }
-        poll = loop.schedule(after: .milliseconds(1)) { check?() }
-        try runLoop(loop, deadline: deadline, file: file, line: line)
-        if let poll { loop.cancel(poll) }
-        check = nil
-    }
 }
 
 private extension Result {

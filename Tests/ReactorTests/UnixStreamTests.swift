@@ -38,7 +38,7 @@ final class UnixStreamTests: XCTestCase {
         }
         try stream.write(Array("hello\n".utf8))  // queued until the connection is up
         try stream.connect()
-        try runLoop(loop)
+        try loop.runForTest(deadline: .seconds(10))
 
         XCTAssertEqual(String(decoding: request, as: UTF8.self), "hello\n")
         XCTAssertEqual(received, answer, "every byte arrives before the close is reported")
@@ -121,7 +121,7 @@ final class UnixStreamTests: XCTestCase {
         // Keep writing whenever there is room, until the kernel buffer is full and the queue
         // stops draining.
         var refusals = 0
-        try runLoop(loop, until: {
+        try loop.runForTest(deadline: .seconds(10), until: {
             guard connected else { return false }
             do { try stream.write(block) } catch { refusals += 1 }
             return refusals >= 20
@@ -151,7 +151,7 @@ final class UnixStreamTests: XCTestCase {
             }
         }
         try stream?.connect()
-        try runLoop(loop)
+        try loop.runForTest(deadline: .seconds(10))
         XCTAssertEqual(reason, .timedOut(.read, after: .milliseconds(150)))
         XCTAssertGreaterThanOrEqual(MonotonicInstant.now().duration(since: sentAt), .milliseconds(150))
     }
@@ -182,7 +182,7 @@ final class UnixStreamTests: XCTestCase {
             }
         }
         try stream?.connect()
-        try runLoop(loop)
+        try loop.runForTest(deadline: .seconds(10))
         XCTAssertEqual(String(decoding: received, as: UTF8.self), "abcde")
         XCTAssertEqual(reason, .closedByPeer)
     }
@@ -205,7 +205,7 @@ final class UnixStreamTests: XCTestCase {
         try stream.connect()
         XCTAssertFalse(stream.isClosed, "EAGAIN is not a failure")
         loop.schedule(after: .milliseconds(100)) { listener.acceptOne() }
-        try runLoop(loop)
+        try loop.runForTest(deadline: .seconds(10))
         XCTAssertEqual(events, ["connected"])
         stream.close()
     }
@@ -224,7 +224,7 @@ final class UnixStreamTests: XCTestCase {
             loop.stop()
         }
         try stream.connect()
-        try runLoop(loop)
+        try loop.runForTest(deadline: .seconds(10))
         XCTAssertEqual(reason, .timedOut(.connect, after: .milliseconds(200)))
         XCTAssertTrue(stream.isClosed)
     }
@@ -252,7 +252,7 @@ final class UnixStreamTests: XCTestCase {
             try stream?.connect()
             // Long enough for the peer's second piece and its close to arrive, were anyone listening.
             loop.schedule(after: .milliseconds(150)) { loop.stop() }
-            try runLoop(loop)
+            try loop.runForTest(deadline: .seconds(10))
             XCTAssertEqual(seen, closeOn == "connected" ? ["connected"] : ["connected", "received"], closeOn)
             XCTAssertTrue(stream?.isClosed ?? false)
             stream = nil
@@ -268,36 +268,12 @@ final class UnixStreamTests: XCTestCase {
         }
         var stream: UnixStream? = UnixStream(loop: loop, path: FilePath(listener.path)) { _ in }
         try stream?.connect()
-        try runLoop(loop, until: { listener.acceptedCount == 1 })
+        try loop.runForTest(deadline: .seconds(10), until: { listener.acceptedCount == 1 })
         stream = nil
-        try runLoop(loop, until: { peerClosed })
+        try loop.runForTest(deadline: .seconds(10), until: { peerClosed })
     }
 
     // MARK: Helpers
-
-    private func runLoop(_ loop: EventLoop, deadline: Duration = .seconds(10),
-                         file: StaticString = #filePath, line: UInt = #line) throws {
-        var expired = false
-        let timer = loop.schedule(after: deadline) {
-            expired = true
-            loop.stop()
-        }
-        try loop.run()
-        loop.cancel(timer)
-        if expired { XCTFail("deadline of \(deadline) passed", file: file, line: line) }
-    }
-
-    private func runLoop(_ loop: EventLoop, deadline: Duration = .seconds(10), until condition: @escaping () -> Bool,
-                         file: StaticString = #filePath, line: UInt = #line) throws {
-        guard !condition() else { return }
-        var check: (() -> Void)?
-        check = {
-            if condition() { loop.stop() } else { loop.schedule(after: .milliseconds(2)) { check?() } }
-        }
-        loop.schedule(after: .milliseconds(1)) { check?() }
-        try runLoop(loop, deadline: deadline, file: file, line: line)
-        check = nil
-    }
 
     /// Leaves a socket file that nobody listens on, as a crashed server does.
     private func bindWithoutListening(_ path: String) throws {

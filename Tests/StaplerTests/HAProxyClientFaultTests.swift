@@ -117,7 +117,7 @@ final class HAProxyClientFaultTests: XCTestCase {
         }
         let client = makeClient(server)
         client.push(staple: staple, certificate: certificate) { _ in }
-        try runLoop(until: { client.isBackingOff })
+        try loop.runForTest(deadline: .seconds(10), until: { client.isBackingOff })
         XCTAssertFalse(server.commands.contains { $0.hasPrefix("commit") })
         XCTAssertEqual(events.last, .failed(HAProxyClientError(socket: FilePath(server.path),
                                                                reason: .foreignTransaction(certificate: "/other.pem")),
@@ -144,7 +144,7 @@ final class HAProxyClientFaultTests: XCTestCase {
         }
         let started = MonotonicInstant.now()
         client.push(staple: staple, certificate: certificate) { _ in }
-        try runLoop(until: { client.connectionAttempts >= 3 })
+        try loop.runForTest(deadline: .seconds(10), until: { client.connectionAttempts >= 3 })
         XCTAssertGreaterThanOrEqual(MonotonicInstant.now().duration(since: started), .milliseconds(200 + 20))
         XCTAssertEqual(events, [.failed(HAProxyClientError(socket: FilePath(path),
                                                            reason: .connection(.timedOut(.connect, after: .milliseconds(100)))),
@@ -175,7 +175,7 @@ final class HAProxyClientFaultTests: XCTestCase {
         -> HAProxyPushResult? {
         var result: HAProxyPushResult?
         client.push(staple: staple, certificate: certificate) { result = $0 }
-        try runLoop(until: { result != nil }, file: file, line: line)
+        try loop.runForTest(deadline: .seconds(10), until: { result != nil }, file: file, line: line)
         return result
     }
 
@@ -197,26 +197,6 @@ final class HAProxyClientFaultTests: XCTestCase {
         }
         guard connected == 0 else { throw SystemError("connect", subject: path) }
         return fd
-    }
-
-    private func runLoop(deadline: Duration = .seconds(10), until condition: @escaping () -> Bool,
-                         file: StaticString = #filePath, line: UInt = #line) throws {
-        guard !condition() else { return }
-        let loop = self.loop!
-        var expired = false
-        var check: (() -> Void)?
-        check = {
-            if condition() { loop.stop() } else { loop.schedule(after: .milliseconds(2)) { check?() } }
-        }
-        loop.schedule(after: .milliseconds(1)) { check?() }
-        let timer = loop.schedule(after: deadline) {
-            expired = true
-            loop.stop()
-        }
-        try loop.run()
-        loop.cancel(timer)
-        check = nil
-        if expired { XCTFail("condition not met within \(deadline)", file: file, line: line) }
     }
 }
 

@@ -110,7 +110,7 @@ final class HAProxyLiveTests: XCTestCase {
         var secondResult: HAProxyPushResult?
         secondClient.push(staple: revoked, certificate: FilePath(site.bundle)) { secondResult = $0 }
         XCTAssertEqual(try push(good, for: site.bundle, to: firstClient), .updated)
-        try runLoop(until: { secondClient.isBackingOff })
+        try loop.runForTest(deadline: .seconds(15), until: { secondClient.isBackingOff })
         XCTAssertNil(secondResult, "waits for its HAProxy to come back")
         XCTAssertEqual(secondClient.pendingPushCount, 1)
         XCTAssertEqual(try first.stapleSeen(serverName: site.serverName), .good())
@@ -133,13 +133,13 @@ final class HAProxyLiveTests: XCTestCase {
         // then the socket file stays behind with nothing listening.
         let refused = HAProxyClientError(socket: FilePath(haproxy.adminSocket), reason: .connection(.refused))
         func sawRefused() -> Bool { events.contains { if case .failed(refused, _) = $0 { return true } else { return false } } }
-        try runLoop(until: { sawRefused() && client.connectionAttempts >= 4 })
+        try loop.runForTest(deadline: .seconds(15), until: { sawRefused() && client.connectionAttempts >= 4 })
         XCTAssertNil(result)
         XCTAssertEqual(client.pendingPushCount, 1)
         XCTAssertLessThanOrEqual(events.count, 3, "one line per change, not per attempt: \(events)")
 
         try haproxy.start()
-        try runLoop(until: { result != nil })
+        try loop.runForTest(deadline: .seconds(15), until: { result != nil })
         XCTAssertEqual(result, .updated)
         // The restarted HAProxy read the old good staple from disk; the pending push replaced it.
         XCTAssertEqual(try haproxy.stapleSeen(serverName: site.serverName), .revoked())
@@ -159,13 +159,13 @@ final class HAProxyLiveTests: XCTestCase {
 
         // Longer than HAProxy's own 1 s idle limit: `set timeout cli` kept the connection.
         let later = MonotonicInstant.now() + .milliseconds(1_600)
-        try runLoop(until: { MonotonicInstant.now() >= later })
+        try loop.runForTest(deadline: .seconds(15), until: { MonotonicInstant.now() >= later })
         XCTAssertTrue(client.isConnected)
         XCTAssertEqual(try push(staple, for: site.bundle, to: client), .updated)
         XCTAssertEqual(client.connectionAttempts, 1)
 
         // Idle for the keepalive: the client hangs up, and the next push dials again.
-        try runLoop(deadline: .seconds(6), until: { !client.isConnected })
+        try loop.runForTest(deadline: .seconds(6), until: { !client.isConnected })
         XCTAssertEqual(try push(staple, for: site.bundle, to: client), .updated)
         XCTAssertEqual(client.connectionAttempts, 2)
         XCTAssertEqual(events, [.connected(socket: FilePath(haproxy.adminSocket))], "idle closes are not failures")
@@ -193,7 +193,7 @@ final class HAProxyLiveTests: XCTestCase {
         XCTAssertEqual(results["/c/a.pem"], Array(repeating: .superseded, count: 49))
         XCTAssertEqual(results["/c/d.pem"], [.queueFull(limit: 3)])
 
-        try runLoop(until: { client.connectionAttempts >= 5 })
+        try loop.runForTest(deadline: .seconds(15), until: { client.connectionAttempts >= 5 })
         // 50 + 100 + 200 + 400 ms between the five attempts, not a busy loop.
         XCTAssertGreaterThanOrEqual(MonotonicInstant.now().duration(since: started), .milliseconds(750))
         let expected = HAProxyClientError(socket: FilePath(socket), reason: .connection(.missing))
@@ -212,7 +212,7 @@ final class HAProxyLiveTests: XCTestCase {
         try "not a socket".write(toFile: path, atomically: true, encoding: .utf8)
         let client = makeClient(socket: path)
         client.push(staple: [1], certificate: "/c/a.pem") { _ in }
-        try runLoop(until: { !self.events.isEmpty })
+        try loop.runForTest(deadline: .seconds(15), until: { !self.events.isEmpty })
         guard case .failed(let error, _)? = events.first else { return XCTFail("\(events)") }
         XCTAssertEqual(error.reason, .connection(.notASocket))
         XCTAssertEqual(error.description, "HAProxy socket \(path): not a socket")
@@ -234,7 +234,7 @@ final class HAProxyLiveTests: XCTestCase {
 
         // Only a restart cures the socket's level, and a restarted HAProxy reads the staple
         // file: the push ends instead of holding up the staples behind it.
-        try runLoop(until: { refused != nil })
+        try loop.runForTest(deadline: .seconds(15), until: { refused != nil })
         guard case .rejected(let answer)? = refused else { return XCTFail("\(String(describing: refused))") }
         XCTAssertTrue(answer.hasPrefix("Permission denied for 'set ssl cert'"), answer)
         XCTAssertEqual(client.pendingPushCount, 0)
@@ -245,7 +245,7 @@ final class HAProxyLiveTests: XCTestCase {
         // A `level user` socket cannot even list certificates; 2.6.12 says so oddly.
         let userClient = makeClient(socket: haproxy.userSocket)
         userClient.push(staple: try staple(for: needsTransaction), certificate: FilePath(needsTransaction.bundle)) { _ in }
-        try runLoop(until: { userClient.isBackingOff })
+        try loop.runForTest(deadline: .seconds(15), until: { userClient.isBackingOff })
         XCTAssertEqual(events.last, .failed(
             HAProxyClientError(socket: FilePath(haproxy.userSocket),
                                reason: .unexpectedAnswer(command: "show ssl cert", answer: "Can't allocate memory!")),
@@ -292,27 +292,7 @@ final class HAProxyLiveTests: XCTestCase {
                       file: StaticString = #filePath, line: UInt = #line) throws -> HAProxyPushResult? {
         var result: HAProxyPushResult?
         client.push(staple: staple, certificate: FilePath(certificate)) { result = $0 }
-        try runLoop(until: { result != nil }, file: file, line: line)
+        try loop.runForTest(deadline: .seconds(15), until: { result != nil }, file: file, line: line)
         return result
-    }
-
-    private func runLoop(deadline: Duration = .seconds(15), until condition: @escaping () -> Bool,
-                         file: StaticString = #filePath, line: UInt = #line) throws {
-        guard !condition() else { return }
-        let loop = self.loop!
-        var expired = false
-        var check: (() -> Void)?
-        check = {
-            if condition() { loop.stop() } else { loop.schedule(after: .milliseconds(5)) { check?() } }
-        }
-        loop.schedule(after: .milliseconds(1)) { check?() }
-        let timer = loop.schedule(after: deadline) {
-            expired = true
-            loop.stop()
-        }
-        try loop.run()
-        loop.cancel(timer)
-        check = nil
-        if expired { XCTFail("condition not met within \(deadline)", file: file, line: line) }
     }
 }
