@@ -33,6 +33,10 @@ final class Daemon {
     /// Unreadable paths, with the reason last logged, so each is reported once per change.
     var reportedProblems: [FilePath: String] = [:]
     private var signals: SignalSource?
+    /// The `--metrics` HTTP endpoint (Daemon+Metrics.swift).
+    var metricsEndpoint: MetricsEndpoint?
+    /// Where to tell systemd about start, reload and stop (Daemon+ServiceNotifier.swift).
+    var serviceNotifier: ServiceNotifier?
 
     var random = SystemRandomNumberGenerator()
     let statistics = Statistics()
@@ -83,6 +87,7 @@ final class Daemon {
         signals = try SignalSource(loop: loop, signals: [SIGHUP, SIGTERM, SIGINT, SIGUSR1]) { [unowned self] in
             self.handle(signal: $0)
         }
+        try startMetrics()
         if !options.oneOff {
             watcher = try DirectoryWatcher(loop: loop) { [unowned self] events in self.absorb(events) }
         }
@@ -115,6 +120,7 @@ final class Daemon {
         for timer in [changeTimer, rescanTimer, oneOffDeadline] { if let timer { loop.cancel(timer) } }
         watcher?.close()
         signals?.close()
+        stopMetrics()
         loop.stop()
     }
 
@@ -135,6 +141,8 @@ final class Daemon {
     /// SIGHUP: read the configuration again, reopen the log file, rescan. A configuration
     /// that no longer parses is refused with one line, and the running one stays.
     private func reload() {
+        notifyService(.reloading)
+        defer { notifyService(.ready) }
         do {
             try logger.reopen()
         } catch {
@@ -150,6 +158,7 @@ final class Daemon {
                 logger.verbosity = fresh.verbosity
                 for warning in fresh.warnings { logger.warning(warning) }
                 configureHAProxyClients()
+                reconfigureMetrics()
                 logger.info("configuration reloaded")
             } catch {
                 logger.error("SIGHUP: keeping the running configuration: \(error)")

@@ -37,9 +37,12 @@ enum DaemonRunner {
             }
             if let pidFile = options.pidFile { try ProcessControl.writePidFile(pidFile) }
             defer { if let pidFile = options.pidFile { ProcessControl.removePidFile(pidFile) } }
+            daemon.serviceNotifier = ServiceNotifier(environment: environment)
             try daemon.start()
             startReport?.started()
+            daemon.notifyService(.ready)
             try loop.run()
+            daemon.notifyService(.stopping)
             return daemon.exitStatus
         } catch {
             logger.critical("cannot run: \(error)")

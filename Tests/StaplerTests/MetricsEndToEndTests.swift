@@ -1,0 +1,287 @@
+import Foundation
+import TestSupport
+import XCTest
+
+/// `--metrics` as an operator meets it: the real `stapler` binary, a real `openssl ocsp`
+/// responder, scraped with the `curl` command line on 127.0.0.1. The values must match the
+/// staple files on disk (read back with openssl) and the SIGUSR1 status table.
+final class MetricsEndToEndTests: XCTestCase {
+    private var temp: TemporaryDirectory!
+    private var pki: TestPKI!
+    private var responder: OCSPResponderProcess?
+    private var stapler: StaplerProcess?
+
+    override func setUpWithError() throws {
+        temp = try TemporaryDirectory(prefix: "stapler-metrics")
+        pki = try TestPKI(directory: temp.file("pki"))
+    }
+
+    override func tearDown() {
+        if let stapler, stapler.isRunning {
+            stapler.signal(SIGTERM)
+            _ = stapler.waitForExit()
+        }
+        stapler = nil
+        responder?.stop()
+        responder = nil
+        pki = nil
+        temp = nil
+    }
+
+    // MARK: Values
+
+    func testScrapedValuesMatchTheStapleFilesAndTheStatusTable() throws {
+        let started = Date()
+        let responderPort = freeLoopbackPort()
+        let live = "http://127.0.0.1:\(responderPort)/"
+        let good = try pki.issueLeaf(commonName: "good.test", ocspURLs: [live])
+        let must = try pki.issueLeaf(commonName: "must.test", ocspURLs: [live], mustStaple: true)
+        let revoked = try pki.issueLeaf(commonName: "revoked.test", ocspURLs: [live])
+        let noOCSP = try pki.issueLeaf(commonName: "no-ocsp.test", ocspURLs: [])
+        try pki.revoke(revoked)
+        responder = try OCSPResponderProcess(pki: pki, port: responderPort)
+
+        let certs = temp.file("certs")
+        try FileManager.default.createDirectory(atPath: certs, withIntermediateDirectories: true)
+        var bundles: [String: (path: String, leaf: TestPKI.Leaf)] = [:]
+        for (name, leaf) in [("good", good), ("must", must), ("revoked", revoked), ("plain", noOCSP)] {
+            let path = "\(certs)/\(name).pem"
+            try pki.writeBundle(leaf, to: path)
+            bundles[name] = (path, leaf)
+        }
+
+        let port = freeLoopbackPort()
+        let daemon = try startDaemon(["--metrics", "127.0.0.1:\(port)", certs])
+        XCTAssertTrue(daemon.waitForLog("staple written", count: 3), daemon.log)
+        // The counters move just before the staple is written; wait until the scrape shows all three.
+        var scrape = try self.scrape(port)
+        XCTAssertTrue(try waitUntil(timeout: 10) {
+            scrape = try self.scrape(port)
+            return scrape.samples[#"stapler_fetches_total{result="success"}"#] == 3
+        }, scrape.body)
+
+        XCTAssertEqual(scrape.status, 200)
+        XCTAssertEqual(scrape.headers["content-type"], "text/plain; version=0.0.4; charset=utf-8")
+        XCTAssertEqual(scrape.samples["stapler_certificates"], 4)
+        XCTAssertEqual(scrape.samples["stapler_certificates_inactive"], 1)
+        XCTAssertEqual(scrape.samples[#"stapler_fetches_total{result="failure"}"#], 0)
+        XCTAssertEqual(scrape.samples[#"stapler_certificate_active{path="\#(bundles["plain"]!.path)"}"#], 0)
+        XCTAssertEqual(scrape.samples[#"stapler_staple_status{path="\#(bundles["good"]!.path)"}"#], 0)
+        XCTAssertEqual(scrape.samples[#"stapler_staple_status{path="\#(bundles["revoked"]!.path)"}"#], 1)
+        XCTAssertEqual(scrape.samples[#"stapler_certificate_must_staple{path="\#(bundles["must"]!.path)"}"#], 1)
+        XCTAssertEqual(scrape.samples[#"stapler_certificate_must_staple{path="\#(bundles["good"]!.path)"}"#], 0)
+        let startTime = try XCTUnwrap(scrape.samples["process_start_time_seconds"])
+        XCTAssertEqual(Double(startTime), started.timeIntervalSince1970, accuracy: 10)
+
+        // The SIGUSR1 table, from the same state.
+        let offset = daemon.log.utf8.count
+        daemon.signal(SIGUSR1)
+        XCTAssertTrue(waitUntil { self.logSince(daemon, offset).contains("\(bundles["revoked"]!.path): staple REVOKED") },
+                      daemon.log)
+        let table = logSince(daemon, offset)
+
+        for name in ["good", "must", "revoked"] {
+            let (path, _) = bundles[name]!
+            let onDisk = try nextUpdateInStaple(path + ".ocsp")
+            let scraped = scrape.samples[#"stapler_staple_next_update_seconds{path="\#(path)"}"#]
+            XCTAssertEqual(scraped, onDisk, "\(name): metrics against the staple file")
+            XCTAssertEqual(try nextUpdateInTable(table, path: path), onDisk, "\(name): status table against the staple file")
+            let thisUpdate = try XCTUnwrap(scrape.samples[#"stapler_staple_this_update_seconds{path="\#(path)"}"#])
+            XCTAssertLessThan(thisUpdate, onDisk)
+            let nextRefresh = try XCTUnwrap(scrape.samples[#"stapler_next_refresh_seconds{path="\#(path)"}"#])
+            XCTAssertGreaterThan(nextRefresh, Int64(started.timeIntervalSince1970))
+            XCTAssertLessThanOrEqual(nextRefresh, onDisk)
+            XCTAssertEqual(scrape.samples[#"stapler_consecutive_failures{path="\#(path)"}"#], 0)
+        }
+    }
+
+    // MARK: HTTP behaviour
+
+    func testOnlyMetricsIsServedAndAnIdleClientDoesNotHoldUpAScrape() throws {
+        let certs = temp.file("empty")
+        try FileManager.default.createDirectory(atPath: certs, withIntermediateDirectories: true)
+        let port = freeLoopbackPort()
+        _ = try startDaemon(["--metrics", "127.0.0.1:\(port)", certs])
+
+        // A client that connects and says nothing: the daemon is single-threaded, and must
+        // not wait for it.
+        let idle = try IdleConnection(port: port)
+        defer { idle.close() }
+
+        XCTAssertEqual(try scrape(port, path: "/").status, 404)
+        XCTAssertEqual(try scrape(port, path: "/metrics/extra").status, 404)
+        XCTAssertEqual(try scrape(port, arguments: ["-X", "POST"]).status, 405)
+        let head = try curl(["-sS", "-I", "http://127.0.0.1:\(port)/metrics"])
+        XCTAssertTrue(head.hasPrefix("HTTP/1.1 200 OK\r\n"), head)
+        XCTAssertTrue(head.contains("Content-Length: "), head)
+        let scraped = try scrape(port, path: "/metrics?format=text")
+        XCTAssertEqual(scraped.status, 200)
+        XCTAssertEqual(scraped.samples["stapler_certificates"], 0)
+    }
+
+    func testAddressInUseStopsTheStartWithOneLineNamingTheOption() throws {
+        let certs = temp.file("empty")
+        try FileManager.default.createDirectory(atPath: certs, withIntermediateDirectories: true)
+        let taken = try IdleListener()
+        defer { taken.close() }
+
+        let run = try StaplerProcess.run(["--metrics", "127.0.0.1:\(taken.port)", certs], in: temp.path, timeout: 20)
+
+        XCTAssertEqual(run.status, 1, run.output)
+        XCTAssertTrue(run.output.contains("bind(--metrics 127.0.0.1:\(taken.port)): Address already in use"), run.output)
+    }
+
+    func testSIGHUPMovesTheEndpointToTheAddressInTheConfigFile() throws {
+        let certs = temp.file("empty")
+        try FileManager.default.createDirectory(atPath: certs, withIntermediateDirectories: true)
+        let first = freeLoopbackPort()
+        let config = temp.file("stapler.conf")
+        func writeConfig(_ port: UInt16) throws {
+            try "cert-paths = [\(certs)]\nmetrics = 127.0.0.1:\(port)\n".write(toFile: config, atomically: true, encoding: .utf8)
+        }
+        try writeConfig(first)
+        let daemon = try startDaemon(["-c", config])
+        XCTAssertEqual(try scrape(first).status, 200)
+
+        var second = freeLoopbackPort()
+        while second == first { second = freeLoopbackPort() }
+        try writeConfig(second)
+        let offset = daemon.log.utf8.count
+        daemon.signal(SIGHUP)
+        XCTAssertTrue(waitUntil { self.logSince(daemon, offset).contains("configuration reloaded") }, daemon.log)
+
+        XCTAssertEqual(try scrape(second).status, 200)
+        XCTAssertFalse(loopbackPortAccepts(first), "the old address is closed")
+    }
+
+    // MARK: Helpers
+
+    private func startDaemon(_ arguments: [String]) throws -> StaplerProcess {
+        let daemon = try StaplerProcess(["-r", "3600", "--verbosity", "3"] + arguments, logPath: temp.file("stapler.log"))
+        stapler = daemon
+        XCTAssertTrue(daemon.waitForLog("metrics: serving"), daemon.log)
+        return daemon
+    }
+
+    private struct Scrape {
+        var status: Int
+        var headers: [String: String]
+        var body: String
+        var samples: [String: Int64]
+    }
+
+    /// GET with the curl command line, headers included (-i).
+    private func scrape(_ port: UInt16, path: String = "/metrics", arguments: [String] = []) throws -> Scrape {
+        let output = try curl(["-sS", "-i", "--max-time", "10"] + arguments + ["http://127.0.0.1:\(port)\(path)"])
+        let split = try XCTUnwrap(output.range(of: "\r\n\r\n"), "not an HTTP response: \(output)")
+        let head = output[..<split.lowerBound].components(separatedBy: "\r\n")
+        let status = Int(head.first?.split(separator: " ").dropFirst().first ?? "") ?? 0
+        var headers: [String: String] = [:]
+        for line in head.dropFirst() {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+        }
+        let body = String(output[split.upperBound...])
+        var samples: [String: Int64] = [:]
+        for line in body.split(separator: "\n") where !line.hasPrefix("#") {
+            guard let space = line.lastIndex(of: " "), let value = Int64(line[line.index(after: space)...]) else { continue }
+            samples[String(line[..<space])] = value
+        }
+        return Scrape(status: status, headers: headers, body: body, samples: samples)
+    }
+
+    private func curl(_ arguments: [String]) throws -> String {
+        try Shell.run(["curl"] + arguments).output
+    }
+
+    private func logSince(_ daemon: StaplerProcess, _ offset: Int) -> String {
+        String(decoding: Array(daemon.log.utf8.dropFirst(offset)), as: UTF8.self)
+    }
+
+    /// nextUpdate of a staple file, as openssl reads it (`Next Update: Nov 26 17:00:00 2026 GMT`).
+    private func nextUpdateInStaple(_ path: String) throws -> Int64 {
+        let text = try Shell.run(["openssl", "ocsp", "-respin", path, "-resp_text", "-noverify"]).output
+        let line = try XCTUnwrap(text.split(separator: "\n").first { $0.contains("Next Update: ") })
+        let value = line.components(separatedBy: "Next Update: ")[1]
+            .split(separator: " ", omittingEmptySubsequences: true).joined(separator: " ")
+        return try unixTime(value, format: "MMM d HH:mm:ss yyyy zzz")
+    }
+
+    /// "valid until 2026-11-26 17:00:00 UTC" in the status table line of `path`.
+    private func nextUpdateInTable(_ table: String, path: String) throws -> Int64 {
+        let line = try XCTUnwrap(table.split(separator: "\n").first { $0.contains(" \(path): staple ") }, table)
+        let after = try XCTUnwrap(line.range(of: "valid until "), String(line))
+        return try unixTime(String(line[after.upperBound...].prefix(19)), format: "yyyy-MM-dd HH:mm:ss")
+    }
+
+    private func unixTime(_ text: String, format: String) throws -> Int64 {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        formatter.dateFormat = format
+        let date = try XCTUnwrap(formatter.date(from: text), "cannot read the time \(text)")
+        return Int64(date.timeIntervalSince1970)
+    }
+}
+
+/// A TCP connection to 127.0.0.1 that sends nothing.
+private final class IdleConnection {
+    private var fd: Int32
+
+    init(port: UInt16) throws {
+        let socketFD = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = port.bigEndian
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(socketFD, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else {
+            Glibc.close(socketFD)
+            throw POSIXError(.ECONNREFUSED)
+        }
+        fd = socketFD
+    }
+
+    func close() {
+        if fd >= 0 { Glibc.close(fd) }
+        fd = -1
+    }
+
+    deinit { close() }
+}
+
+/// A listening socket on 127.0.0.1 that never accepts: its port is taken.
+private final class IdleListener {
+    private var fd: Int32
+    let port: UInt16
+
+    init() throws {
+        let socketFD = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(socketFD, $0, length) }
+        }
+        guard bound == 0, listen(socketFD, 4) == 0 else {
+            Glibc.close(socketFD)
+            throw POSIXError(.EADDRINUSE)
+        }
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(socketFD, $0, &length) }
+        }
+        fd = socketFD
+        port = UInt16(bigEndian: address.sin_port)
+    }
+
+    func close() {
+        if fd >= 0 { Glibc.close(fd) }
+        fd = -1
+    }
+
+    deinit { close() }
+}
