@@ -1,2 +1,7 @@
-// Everything in CEpoll is declared inline in the header; SwiftPM needs one source file.
+#define _GNU_SOURCE // accept4
+#include <sys/socket.h>
 #include "CEpoll.h"
+
+int cepoll_accept4(int fd) {
+    return accept4(fd, (struct sockaddr *)0, (socklen_t *)0, SOCK_NONBLOCK | SOCK_CLOEXEC);
+}

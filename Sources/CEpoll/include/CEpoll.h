@@ -50,4 +50,8 @@ static inline uint32_t cepoll_event_events(const struct epoll_event *ev) { retur
 static inline uint64_t cepoll_event_data(const struct epoll_event *ev) { return ev->data.u64; }
 static inline int cepoll_event_size(void) { return (int)sizeof(struct epoll_event); }
 
+// accept4 is a GNU extension the Glibc module does not export: accept a connection already
+// non-blocking and close-on-exec, in one call and without a window for a fork to leak it.
+int cepoll_accept4(int fd);
+
 #endif

@@ -1,3 +1,4 @@
+import CEpoll
 import Glibc
 
 /// A non-blocking listening TCP socket on an IP literal (v4 or v6) and a port, driven by an
@@ -118,8 +119,7 @@ public final class TCPListener {
     private func acceptPending() {
         var taken = 0
         while isAccepting && taken < configuration.maxAcceptsPerWakeup {
-            // Glibc does not export accept4; the two flags are set right after.
-            let client = accept(fd, nil, nil)
+            let client = cepoll_accept4(fd)
             if client < 0 {
                 let code = errno
                 switch code {
@@ -133,8 +133,6 @@ public final class TCPListener {
                     return
                 }
             }
-            _ = fcntl(client, F_SETFD, FD_CLOEXEC)
-            _ = fcntl(client, F_SETFL, fcntl(client, F_GETFL) | O_NONBLOCK)
             taken += 1
             handler(.accepted(fd: client))
         }

@@ -62,7 +62,7 @@ enum Usage {
                                         to /var/log/stapler/)
               --syslog                  also log to syslog
               --metrics ADDRESS         serve Prometheus metrics on HOST:PORT,
-                                        [IPV6]:PORT or PORT (loopback only)
+                                        [IPV6]:PORT or PORT (127.0.0.1 if no HOST)
 
         Process:
           -D, --daemon                  detach and run in the background
