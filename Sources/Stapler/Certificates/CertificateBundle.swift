@@ -35,7 +35,7 @@ enum CertificateBundle {
         }
         let certificates: [X509Certificate]
         do {
-            certificates = try decodeCertificates(pem)
+            certificates = try decodeCertificates(pem, known: issuers.knownCertificate(der:))
         } catch {
             throw CertificateBundleError(path: path, reason: .malformed(error.reason))
         }
@@ -102,11 +102,17 @@ enum CertificateBundle {
 
     /// Every CERTIFICATE block, decoded. Private key blocks are never decoded (so their
     /// plain bytes exist only in `text`, which the caller wipes); other blocks are ignored.
-    static func decodeCertificates(_ text: [UInt8]) throws(PEMError) -> [X509Certificate] {
+    /// `known` returns an already parsed certificate for DER it has seen (shared issuers).
+    static func decodeCertificates(_ text: [UInt8], known: ([UInt8]) -> X509Certificate? = { _ in nil })
+        throws(PEMError) -> [X509Certificate] {
         var certificates: [X509Certificate] = []
         for (number, block) in try PEMParser.blocks(in: text).enumerated() where block.isCertificate {
             guard let der = Base64.decode(text[block.body]), !der.isEmpty else {
                 throw PEMError(reason: "PEM block \(number + 1) (CERTIFICATE): invalid base64")
+            }
+            if let parsed = known(der) {
+                certificates.append(parsed)
+                continue
             }
             guard let certificate = X509Certificate(der: der) else {
                 let detail = OpenSSLErrorQueue.drainDescription(fallback: "trailing bytes")

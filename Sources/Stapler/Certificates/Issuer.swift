@@ -32,9 +32,18 @@ final class IssuerStore {
     }
 
     private var issuers: [[UInt8]: WeakIssuer] = [:]
+    /// The same issuers by the DER bytes they were parsed from: a bundle carrying a known
+    /// issuer reuses its parsed certificate instead of decoding it again (OpenSSL 3.0's
+    /// key decoding is the dearest step of loading a bundle).
+    private var issuersByDER: [[UInt8]: WeakIssuer] = [:]
     private var insertionsSincePrune = 0
 
     init() {}
+
+    /// The parsed certificate of a live issuer whose DER is exactly `der`.
+    func knownCertificate(der: [UInt8]) -> X509Certificate? {
+        issuersByDER[der]?.issuer?.certificate
+    }
 
     /// The shared issuer for `certificate`, created on first use. Nil only if OpenSSL cannot
     /// hash the certificate (out of memory).
@@ -43,6 +52,7 @@ final class IssuerStore {
         if let existing = issuers[fingerprint]?.issuer { return existing }
         let issuer = Issuer(certificate: certificate, fingerprint: fingerprint)
         issuers[fingerprint] = WeakIssuer(issuer: issuer)
+        if let der = certificate.der { issuersByDER[der] = WeakIssuer(issuer: issuer) }
         insertionsSincePrune += 1
         if insertionsSincePrune > 64 { prune() }
         return issuer
@@ -66,6 +76,7 @@ final class IssuerStore {
     /// Drops the entries of issuers no certificate uses any more.
     func prune() {
         issuers = issuers.filter { $0.value.issuer != nil }
+        issuersByDER = issuersByDER.filter { $0.value.issuer != nil }
         insertionsSincePrune = 0
     }
 }
