@@ -226,6 +226,23 @@ final class ConfigurationCommandLineTests: XCTestCase {
                        "stapler: --metrics: write an IPv6 address in brackets: [::1]:PORT")
         XCTAssertNotNil(H.error(["--metrics", "[::1]9100", "/c"]))
         XCTAssertNotNil(H.error(["--metrics", "127.0.0.1:http", "/c"]))
+        XCTAssertEqual(H.error(["--metrics", "metrics.sock", "/c"])?.description,
+                       "stapler: --metrics: \"metrics.sock\" is not an address (HOST:PORT, [IPV6]:PORT or PORT)")
+    }
+
+    func testMetricsUnixSocketPaths() throws {
+        func address(_ text: String) throws -> MetricsAddress? { try H.options(["--metrics", text, "/c"]).metricsAddress }
+        XCTAssertEqual(try address("/run/stapler/metrics.sock"), .unix("/run/stapler/metrics.sock"))
+        XCTAssertEqual(try address("/run/stapler/metrics.sock")?.description, "/run/stapler/metrics.sock")
+        // Anything with a slash is a path; relative ones are taken against the working directory.
+        XCTAssertEqual(try address("./metrics.sock"), .unix("/srv/work/metrics.sock"))
+        XCTAssertEqual(try address("run/../run/metrics.sock"), .unix("/srv/work/run/metrics.sock"))
+        XCTAssertEqual(H.error(["--metrics", "/run/stapler/", "/c"])?.description,
+                       "stapler: --metrics: \"/run/stapler/\" names a directory, not a socket file")
+        let long = "/" + String(repeating: "s", count: 107)
+        XCTAssertEqual(H.error(["--metrics", long, "/c"])?.description,
+                       "stapler: --metrics: \"\(long)\" is too long for a socket path (at most 107 bytes)")
+        XCTAssertNotNil(try address("/" + String(repeating: "s", count: 106)))
     }
 
     func testFileExtensions() throws {

@@ -154,6 +154,70 @@ final class MetricsEndToEndTests: XCTestCase {
         XCTAssertFalse(loopbackPortAccepts(first), "the old address is closed")
     }
 
+    // MARK: Unix socket
+
+    func testServesOverAUnixSocketReplacingAStaleOneAndRemovingItOnExit() throws {
+        let certs = temp.file("empty")
+        try FileManager.default.createDirectory(atPath: certs, withIntermediateDirectories: true)
+        let socket = temp.file("metrics.sock")
+        try UnixSockets.makeStale(at: socket) // as a crashed run leaves it
+        XCTAssertFalse(UnixSockets.accepts(socket))
+
+        let daemon = try startDaemon(["--metrics", socket, certs])
+        XCTAssertTrue(daemon.log.contains("metrics: serving /metrics on unix socket \(socket)"), daemon.log)
+        let scraped = try scrape(unixSocket: socket)
+        XCTAssertEqual(scraped.status, 200, scraped.body)
+        XCTAssertEqual(scraped.headers["content-type"], "text/plain; version=0.0.4; charset=utf-8")
+        XCTAssertEqual(scraped.samples["stapler_certificates"], 0)
+        XCTAssertEqual(try scrape(unixSocket: socket, path: "/").status, 404)
+        let attributes = try FileManager.default.attributesOfItem(atPath: socket)
+        XCTAssertEqual(attributes[.type] as? FileAttributeType, .typeSocket)
+        XCTAssertEqual((attributes[.posixPermissions] as? Int).map { $0 & 0o777 }, 0o660, "owner and group only")
+
+        daemon.signal(SIGTERM)
+        XCTAssertEqual(daemon.waitForExit(), 0, daemon.log)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: socket), "the socket file goes with the daemon")
+    }
+
+    func testUnixSocketPathHoldingAnotherFileOrALiveSocketStopsTheStart() throws {
+        let certs = temp.file("empty")
+        try FileManager.default.createDirectory(atPath: certs, withIntermediateDirectories: true)
+        let regular = temp.file("not-a-socket")
+        try "keep me\n".write(toFile: regular, atomically: true, encoding: .utf8)
+
+        let refused = try StaplerProcess.run(["--metrics", regular, certs], in: temp.path, timeout: 20)
+        XCTAssertEqual(refused.status, 1, refused.output)
+        XCTAssertTrue(refused.output.contains("bind(--metrics \(regular)): File exists"), refused.output)
+        XCTAssertEqual(try String(contentsOfFile: regular, encoding: .utf8), "keep me\n", "never replaced")
+
+        let live = temp.file("live.sock")
+        let listener = try UnixSockets.listen(at: live)
+        defer { close(listener) }
+        let inUse = try StaplerProcess.run(["--metrics", live, certs], in: temp.path, timeout: 20)
+        XCTAssertEqual(inUse.status, 1, inUse.output)
+        XCTAssertTrue(inUse.output.contains("bind(--metrics \(live)): Address already in use"), inUse.output)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: live), "someone else's socket is left alone")
+    }
+
+    func testSIGHUPMovesTheEndpointFromAUnixSocketToTCPAndRemovesTheSocketFile() throws {
+        let certs = temp.file("empty")
+        try FileManager.default.createDirectory(atPath: certs, withIntermediateDirectories: true)
+        let socket = temp.file("metrics.sock")
+        let config = temp.file("stapler.conf")
+        try "cert-paths = [\(certs)]\nmetrics = \(socket)\n".write(toFile: config, atomically: true, encoding: .utf8)
+        let daemon = try startDaemon(["-c", config])
+        XCTAssertEqual(try scrape(unixSocket: socket).status, 200)
+
+        let port = freeLoopbackPort()
+        try "cert-paths = [\(certs)]\nmetrics = 127.0.0.1:\(port)\n".write(toFile: config, atomically: true, encoding: .utf8)
+        let offset = daemon.log.utf8.count
+        daemon.signal(SIGHUP)
+        XCTAssertTrue(waitUntil { self.logSince(daemon, offset).contains("configuration reloaded") }, daemon.log)
+
+        XCTAssertEqual(try scrape(port).status, 200)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: socket), "the old socket file is removed")
+    }
+
     // MARK: Helpers
 
     private func startDaemon(_ arguments: [String]) throws -> StaplerProcess {
@@ -172,7 +236,15 @@ final class MetricsEndToEndTests: XCTestCase {
 
     /// GET with the curl command line, headers included (-i).
     private func scrape(_ port: UInt16, path: String = "/metrics", arguments: [String] = []) throws -> Scrape {
-        let output = try curl(["-sS", "-i", "--max-time", "10"] + arguments + ["http://127.0.0.1:\(port)\(path)"])
+        try parseScrape(try curl(["-sS", "-i", "--max-time", "10"] + arguments + ["http://127.0.0.1:\(port)\(path)"]))
+    }
+
+    /// GET over a Unix socket, as an operator would: `curl --unix-socket PATH http://localhost/metrics`.
+    private func scrape(unixSocket socket: String, path: String = "/metrics") throws -> Scrape {
+        try parseScrape(try curl(["-sS", "-i", "--max-time", "10", "--unix-socket", socket, "http://localhost\(path)"]))
+    }
+
+    private func parseScrape(_ output: String) throws -> Scrape {
         let split = try XCTUnwrap(output.range(of: "\r\n\r\n"), "not an HTTP response: \(output)")
         let head = output[..<split.lowerBound].components(separatedBy: "\r\n")
         let status = Int(head.first?.split(separator: " ").dropFirst().first ?? "") ?? 0

@@ -1,7 +1,7 @@
 import Glibc
 
 /// A deliberately small HTTP/1.x server for an operator's endpoint (metrics, health), on the
-/// same `EventLoop` as everything else, never blocking it.
+/// same `EventLoop` as everything else, never blocking it, over TCP or a Unix socket.
 ///
 /// One request per connection: the request head is read (up to a size cap, within a
 /// deadline), the handler answers synchronously, the answer is sent with
@@ -23,11 +23,11 @@ public final class SimpleHTTPServer {
         /// Answer bytes queued over all connections; an answer that would exceed it is
         /// replaced by 503.
         public var maxQueuedBytes: Int
-        public var listener: TCPListener.Configuration
+        public var listener: SocketListener.Configuration
 
         public init(maxConnections: Int = 64, maxRequestHeadBytes: Int = 8 << 10, requestTimeout: Duration = .seconds(5),
                     sendIdleTimeout: Duration = .seconds(5), maxQueuedBytes: Int = 64 << 20,
-                    listener: TCPListener.Configuration = .init()) {
+                    listener: SocketListener.Configuration = .init()) {
             self.maxConnections = maxConnections
             self.maxRequestHeadBytes = maxRequestHeadBytes
             self.requestTimeout = requestTimeout
@@ -78,6 +78,9 @@ public final class SimpleHTTPServer {
     public typealias Handler = (Request) -> Response
 
     public let configuration: Configuration
+    /// Where it listens; for TCP port 0, with the port the kernel chose.
+    public var address: ListenAddress { listener.address }
+    /// The bound TCP port; 0 for a Unix socket.
     public var port: UInt16 { listener.port }
     public var addressDescription: String { listener.addressDescription }
 
@@ -94,20 +97,27 @@ public final class SimpleHTTPServer {
     private let loop: EventLoop
     private let handler: Handler
     private let onAcceptFailure: ((SystemError) -> Void)?
-    private var listener: TCPListener!
+    private var listener: SocketListener!
     private var connections: [Int32: Connection] = [:]
 
-    /// Listens on `host` (an IP literal) and `port` (0: any free one, see `port`).
+    /// Listens on `address` (see `SocketListener` for what binding a Unix socket involves).
     /// `onAcceptFailure` hears of failed accepts (out of descriptors), worth a log line.
-    public init(loop: EventLoop, host: String, port: UInt16, configuration: Configuration = .init(),
+    public init(loop: EventLoop, address: ListenAddress, configuration: Configuration = .init(),
                 onAcceptFailure: ((SystemError) -> Void)? = nil, handler: @escaping Handler) throws(SystemError) {
         self.loop = loop
         self.configuration = configuration
         self.handler = handler
         self.onAcceptFailure = onAcceptFailure
-        listener = try TCPListener(loop: loop, host: host, port: port, configuration: configuration.listener) { [weak self] event in
+        listener = try SocketListener(loop: loop, address: address, configuration: configuration.listener) { [weak self] event in
             self?.handle(event)
         }
+    }
+
+    /// Listens on `host` (an IP literal) and `port` (0: any free one, see `port`).
+    public convenience init(loop: EventLoop, host: String, port: UInt16, configuration: Configuration = .init(),
+                            onAcceptFailure: ((SystemError) -> Void)? = nil, handler: @escaping Handler) throws(SystemError) {
+        try self.init(loop: loop, address: .tcp(host: host, port: port), configuration: configuration,
+                      onAcceptFailure: onAcceptFailure, handler: handler)
     }
 
     deinit { close() }
@@ -136,7 +146,7 @@ public final class SimpleHTTPServer {
         init(fd: Int32) { self.fd = fd }
     }
 
-    private func handle(_ event: TCPListener.Event) {
+    private func handle(_ event: SocketListener.Event) {
         switch event {
         case .accepted(let fd):
             connectionsAccepted += 1

@@ -183,7 +183,10 @@ public enum ConfigurationLoader {
         options.daemonize = !options.oneOff && (cli.daemon ?? file?.daemon ?? false)
         options.pidFile = (cli.pidFile ?? file?.pidFile)?.value.map(absolute)
         options.nonce = cli.nonce ?? file?.nonce ?? false
-        options.metricsAddress = (cli.metrics ?? file?.metrics)?.value
+        options.metricsAddress = (cli.metrics ?? file?.metrics)?.value.map { address in
+            if case .unix(let path) = address { return .unix(absolute(path)) }
+            return address
+        }
         options.haproxySocketKeepalive = cli.haproxySocketKeepalive ?? file?.haproxySocketKeepalive
             ?? options.haproxySocketKeepalive
         options.warnings = warnings

@@ -34,19 +34,9 @@ public enum Verbosity: Int, Comparable, CaseIterable, Sendable, CustomStringConv
     }
 }
 
-/// Where the metrics endpoint listens: an IP literal and a port.
-public struct MetricsAddress: Equatable, Hashable, Sendable, CustomStringConvertible {
-    public var host: String
-    public var port: UInt16
-
-    public init(host: String, port: UInt16) {
-        self.host = host
-        self.port = port
-    }
-
-    public var isIPv6: Bool { host.contains(":") }
-    public var description: String { isIPv6 ? "[\(host)]:\(port)" : "\(host):\(port)" }
-}
+/// Where the metrics endpoint listens: `.tcp` on an IP literal and a port, or `.unix` on a
+/// socket path (absolute once loaded).
+public typealias MetricsAddress = ListenAddress
 
 /// A certificate file or directory to watch, and the HAProxy stats sockets that serve the
 /// certificates found there (empty: write staple files only).

@@ -87,7 +87,10 @@ enum SettingValueParser {
 
     /// "HOST:PORT", "[IPV6]:PORT", ":PORT" or "PORT". Without a host the endpoint listens on
     /// loopback only; "0.0.0.0:PORT" or "[::]:PORT" opens it to the network on purpose.
+    /// Anything with a slash is a Unix socket path ("/run/stapler/metrics.sock",
+    /// "./metrics.sock"), taken as given: relative ones are resolved by the loader.
     static func metricsAddress(_ bytes: [UInt8]) throws(ValueProblem) -> MetricsAddress {
+        if bytes.contains(UInt8(ascii: "/")) { return .unix(try unixSocketPath(bytes)) }
         let bad = ValueProblem("\(quoted(bytes: bytes)) is not an address (HOST:PORT, [IPV6]:PORT or PORT)")
         guard let text = String(validating: trimmed(bytes), as: UTF8.self), !text.isEmpty else { throw bad }
         var host = "127.0.0.1"
@@ -119,6 +122,23 @@ enum SettingValueParser {
         let port = try wholeNumber(Array(portText.utf8), range: 1...65535)
         return MetricsAddress(host: host, port: UInt16(port))
     }
+
+    /// A path bind can take: it names a file, not a directory, and fits `sockaddr_un`.
+    /// The length is checked as given; a relative path that grows too long once resolved
+    /// fails at bind (ENAMETOOLONG) instead.
+    private static func unixSocketPath(_ bytes: [UInt8]) throws(ValueProblem) -> FilePath {
+        let path = try self.path(bytes)
+        guard path.bytes.last != UInt8(ascii: "/") else {
+            throw ValueProblem("\(quoted(bytes: bytes)) names a directory, not a socket file")
+        }
+        guard path.bytes.count <= maxUnixSocketPathBytes else {
+            throw ValueProblem("\(quoted(bytes: bytes)) is too long for a socket path (at most \(maxUnixSocketPathBytes) bytes)")
+        }
+        return path
+    }
+
+    /// sun_path holds 108 bytes, the terminating NUL included.
+    static let maxUnixSocketPathBytes = 107
 
     private static func isIPLiteral(_ text: String, family: Int32) -> Bool {
         var storage = in6_addr()

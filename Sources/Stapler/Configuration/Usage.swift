@@ -62,7 +62,9 @@ enum Usage {
                                         to /var/log/stapler/)
               --syslog                  also log to syslog
               --metrics ADDRESS         serve Prometheus metrics on HOST:PORT,
-                                        [IPV6]:PORT or PORT (127.0.0.1 if no HOST)
+                                        [IPV6]:PORT or PORT (127.0.0.1 if no HOST),
+                                        or on a unix socket PATH (any value with
+                                        a "/"; mode 0660)
 
         Process:
           -D, --daemon                  detach and run in the background

@@ -1,8 +1,9 @@
 import Glibc
 import Reactor
 
-/// The `--metrics` endpoint: a small HTTP server on the daemon's loop answering
-/// `GET /metrics` with `Metrics.render` of the current state; any other path is 404.
+/// The `--metrics` endpoint: a small HTTP server on the daemon's loop, over TCP or a Unix
+/// socket, answering `GET /metrics` with `Metrics.render` of the current state; any other
+/// path is 404.
 final class MetricsEndpoint {
     let address: MetricsAddress
     let server: SimpleHTTPServer
@@ -25,7 +26,7 @@ extension Daemon {
     func startMetrics() throws(SystemError) {
         guard metricsEndpoint == nil, !options.oneOff, let address = options.metricsAddress else { return }
         metricsEndpoint = try openMetricsEndpoint(address)
-        logger.info("metrics: serving http://\(address)/metrics")
+        logger.info("metrics: serving \(Self.metricsLocation(address))")
     }
 
     func stopMetrics() {
@@ -45,13 +46,14 @@ extension Daemon {
             return
         }
         // On the same port the old socket would be in the new one's way (127.0.0.1:9100 to
-        // 0.0.0.0:9100): it goes first, and comes back if the new one cannot be had.
-        if previous?.port == wanted.port { stopMetrics() }
+        // 0.0.0.0:9100): it goes first, and comes back if the new one cannot be had. Socket
+        // paths differ, or the address would not have changed.
+        if let port = wanted.port, previous?.port == port { stopMetrics() }
         do {
             let fresh = try openMetricsEndpoint(wanted)
             stopMetrics()
             metricsEndpoint = fresh
-            logger.info("metrics: serving http://\(wanted)/metrics")
+            logger.info("metrics: serving \(Self.metricsLocation(wanted))")
         } catch {
             if metricsEndpoint == nil, let previous { metricsEndpoint = try? openMetricsEndpoint(previous) }
             logger.error("SIGHUP: \(error)" + (metricsEndpoint.map { "; metrics still served on \($0.address)" } ?? ""))
@@ -60,15 +62,24 @@ extension Daemon {
 
     private func openMetricsEndpoint(_ address: MetricsAddress) throws(SystemError) -> MetricsEndpoint {
         do {
-            let server = try SimpleHTTPServer(loop: loop, host: address.host, port: address.port, onAcceptFailure: { [unowned self] error in
+            let server = try SimpleHTTPServer(loop: loop, address: address, onAcceptFailure: { [unowned self] error in
                 self.metricsAcceptFailed(error, address: address)
             }, handler: { [unowned self] request in
                 self.answerMetricsRequest(request)
             })
             return MetricsEndpoint(address: address, server: server)
         } catch {
-            // `bind(--metrics 127.0.0.1:9100): Address already in use` names the option to fix.
+            // `bind(--metrics 127.0.0.1:9100): Address already in use` names the option to fix;
+            // so does `bind(--metrics /run/stapler/metrics.sock): File exists`.
             throw SystemError(error.call, subject: "--metrics \(address)", errno: error.errno)
+        }
+    }
+
+    /// `http://127.0.0.1:9100/metrics`, or `/metrics on unix socket /run/stapler/metrics.sock`.
+    static func metricsLocation(_ address: MetricsAddress) -> String {
+        switch address {
+        case .tcp: return "http://\(address)/metrics"
+        case .unix(let path): return "/metrics on unix socket \(path)"
         }
     }
 

@@ -3,7 +3,7 @@ import XCTest
 @testable import Reactor
 import TestSupport
 
-/// `TCPListener` and `SimpleHTTPServer` against real clients on 127.0.0.1: curl (through
+/// `SocketListener` (TCP) and `SimpleHTTPServer` against real clients on 127.0.0.1: curl (through
 /// `HTTPClient`) for ordinary traffic, raw sockets for the hostile kinds (slow, oversized,
 /// idle, never reading).
 final class TCPListenerTests: XCTestCase {
@@ -201,21 +201,21 @@ final class TCPListenerTests: XCTestCase {
 
     func testListensOnIPv6LoopbackAndReportsBindFailuresWithTheAddress() throws {
         let loop = try EventLoop()
-        let v4 = try TCPListener(loop: loop, host: "127.0.0.1", port: 0) { _ in }
+        let v4 = try SocketListener(loop: loop, host: "127.0.0.1", port: 0) { _ in }
         XCTAssertNotEqual(v4.port, 0)
         XCTAssertEqual(v4.addressDescription, "127.0.0.1:\(v4.port)")
 
-        XCTAssertThrowsError(try TCPListener(loop: loop, host: "127.0.0.1", port: v4.port) { _ in }) { error in
+        XCTAssertThrowsError(try SocketListener(loop: loop, host: "127.0.0.1", port: v4.port) { _ in }) { error in
             let failure = error as? SystemError
             XCTAssertEqual(failure?.call, "bind")
             XCTAssertEqual(failure?.errno, EADDRINUSE)
             XCTAssertEqual(failure?.subject, "127.0.0.1:\(v4.port)")
         }
-        XCTAssertThrowsError(try TCPListener(loop: loop, host: "localhost", port: 9) { _ in }) { error in
+        XCTAssertThrowsError(try SocketListener(loop: loop, host: "localhost", port: 9) { _ in }) { error in
             XCTAssertEqual((error as? SystemError)?.call, "inet_pton")
         }
         // 192.0.2.1 (TEST-NET-1) is on no interface of this host.
-        XCTAssertThrowsError(try TCPListener(loop: loop, host: "192.0.2.1", port: 0) { _ in }) { error in
+        XCTAssertThrowsError(try SocketListener(loop: loop, host: "192.0.2.1", port: 0) { _ in }) { error in
             XCTAssertEqual((error as? SystemError)?.errno, EADDRNOTAVAIL)
         }
 
@@ -245,7 +245,7 @@ final class TCPListenerTests: XCTestCase {
     func testPausedListenerTakesNothingUntilResumed() throws {
         let loop = try EventLoop()
         var accepted: [Int32] = []
-        let listener = try TCPListener(loop: loop, host: "127.0.0.1", port: 0) { event in
+        let listener = try SocketListener(loop: loop, host: "127.0.0.1", port: 0) { event in
             if case .accepted(let fd) = event { accepted.append(fd) }
         }
         listener.pauseAccepting()
