@@ -6,7 +6,7 @@ import TestSupport
 /// `SocketListener` (TCP) and `SimpleHTTPServer` against real clients on 127.0.0.1: curl (through
 /// `HTTPClient`) for ordinary traffic, raw sockets for the hostile kinds (slow, oversized,
 /// idle, never reading).
-final class TCPListenerTests: XCTestCase {
+final class SocketListenerTests: XCTestCase {
     // MARK: Many clients
 
     func testServesHundredsOfClientsOneRequestPerConnectionWithinTheConnectionCap() throws {
