@@ -13,11 +13,7 @@ struct DiscoveryRules: Sendable {
     func isCandidate(_ name: FilePath) -> Bool {
         guard let first = name.bytes.first, first != UInt8(ascii: ".") else { return false }
         guard isExplicitCandidate(name), !name.hasSuffix(FileSystem.temporarySuffix) else { return false }
-        return extensions.contains { ext in
-            let suffix = Array(".\(ext)".utf8)
-            guard name.bytes.count > suffix.count else { return false }
-            return zip(name.bytes.suffix(suffix.count), suffix).allSatisfy { asciiLower($0) == asciiLower($1) }
-        }
+        return extensions.contains { hasExtension(name.bytes, $0) }
     }
 
     /// A file named explicitly on the command line is taken whatever its extension, but a
@@ -27,6 +23,18 @@ struct DiscoveryRules: Sendable {
     }
 
     func isIgnored(_ path: FilePath) -> Bool { ignorePatterns.contains { $0.matches(path) } }
+
+    /// `name` ends in "." + `ext`, ASCII case ignored, with something before the dot.
+    /// Runs for every name of every scan, so it allocates nothing.
+    private func hasExtension(_ name: [UInt8], _ ext: String) -> Bool {
+        var index = name.count
+        for byte in ext.utf8.reversed() {
+            index -= 1
+            guard index > 0, asciiLower(name[index]) == asciiLower(byte) else { return false }
+        }
+        index -= 1
+        return index > 0 && name[index] == UInt8(ascii: ".")
+    }
 
     private func asciiLower(_ byte: UInt8) -> UInt8 {
         byte >= 65 && byte <= 90 ? byte + 32 : byte
