@@ -7,8 +7,7 @@ import Glibc
 /// them instead of interrupting whatever runs. Create it before any other thread exists
 /// (curl's resolver threads inherit the mask, which keeps the signals away from them too).
 public final class SignalSource {
-    private let fd: Int32
-    private var registration: IORegistration?
+    private var descriptor: ReadableDescriptor?
     private let signals: [Int32]
     private let handler: (Int32) -> Void
 
@@ -20,13 +19,8 @@ public final class SignalSource {
         for signal in signals { sigaddset(&mask, signal) }
         let blocked = pthread_sigmask(SIG_BLOCK, &mask, nil)
         if blocked != 0 { throw SystemError("pthread_sigmask", errno: blocked) }
-        fd = try retryingOnInterrupt("signalfd") { signalfd(-1, &mask, CEPOLL_SFD_NONBLOCK | CEPOLL_SFD_CLOEXEC) }
-        do {
-            registration = try loop.register(fd: fd, interest: .readable) { [unowned self] _ in self.drain() }
-        } catch {
-            Glibc.close(fd)
-            throw error
-        }
+        let fd = try retryingOnInterrupt("signalfd") { signalfd(-1, &mask, CEPOLL_SFD_NONBLOCK | CEPOLL_SFD_CLOEXEC) }
+        descriptor = try ReadableDescriptor(fd: fd, loop: loop) { [unowned self] in self.drain() }
     }
 
     deinit { close() }
@@ -34,10 +28,7 @@ public final class SignalSource {
     /// Stops listening. The signals stay blocked: unblocking would let a pending SIGTERM
     /// kill the process with its default action.
     public func close() {
-        guard let registration else { return }
-        registration.cancel()
-        self.registration = nil
-        Glibc.close(fd)
+        descriptor?.close()
     }
 
     /// Sets the disposition of signals the daemon never wants to hear about: SIGPIPE (a
@@ -50,7 +41,7 @@ public final class SignalSource {
     private func drain() {
         var info = signalfd_siginfo()
         let size = MemoryLayout<signalfd_siginfo>.size
-        while registration != nil {
+        while let fd = descriptor?.fd, descriptor?.isOpen == true {
             let got = read(fd, &info, size)
             if got != size { return } // EAGAIN: drained
             handler(Int32(bitPattern: info.ssi_signo))

@@ -33,8 +33,8 @@ public struct DirectoryEvent: Hashable, Sendable {
 /// Watch directories, not files: editors and Kubernetes replace files by rename, which a
 /// per-file watch loses. Watches are not recursive.
 public final class DirectoryWatcher {
-    private let fd: Int32
-    private var registration: IORegistration?
+    private var descriptor: ReadableDescriptor?
+    private var fd: Int32 { descriptor?.fd ?? -1 }
     private let handler: ([DirectoryEvent]) -> Void
     private var buffer: [UInt8]
 
@@ -42,22 +42,14 @@ public final class DirectoryWatcher {
         self.handler = handler
         // Room for several hundred events with names; read() returns whole records only.
         buffer = [UInt8](repeating: 0, count: 64 * 1024)
-        fd = try retryingOnInterrupt("inotify_init1") { inotify_init1(CEPOLL_IN_NONBLOCK | CEPOLL_IN_CLOEXEC) }
-        do {
-            registration = try loop.register(fd: fd, interest: .readable) { [unowned self] _ in self.drain() }
-        } catch {
-            Glibc.close(fd)
-            throw error
-        }
+        let fd = try retryingOnInterrupt("inotify_init1") { inotify_init1(CEPOLL_IN_NONBLOCK | CEPOLL_IN_CLOEXEC) }
+        descriptor = try ReadableDescriptor(fd: fd, loop: loop) { [unowned self] in self.drain() }
     }
 
     deinit { close() }
 
     public func close() {
-        guard let registration else { return }
-        registration.cancel()
-        self.registration = nil
-        Glibc.close(fd)
+        descriptor?.close()
     }
 
     /// Adds (or, for a path already watched, replaces the mask of) a watch. Watching the same
@@ -76,7 +68,7 @@ public final class DirectoryWatcher {
     }
 
     private func drain() {
-        while registration != nil {
+        while descriptor?.isOpen == true {
             let got = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
             if got <= 0 { return } // EAGAIN: drained
             let events = buffer.withUnsafeBytes { Self.decode(UnsafeRawBufferPointer(rebasing: $0[0..<got])) }
