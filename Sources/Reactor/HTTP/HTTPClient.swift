@@ -36,6 +36,8 @@ public final class HTTPClient {
     private var pool: CurlEasyPool
     private var nextID: UInt64 = 1
     private var active: [UInt64: HTTPTransfer] = [:]
+    /// How many of `active` go to each origin (`HTTPClient.origin(of:)`).
+    private var activeByOrigin: [String: Int] = [:]
     private var queue = HTTPTransferQueue()
 
     // MARK: Setup
@@ -85,6 +87,30 @@ public final class HTTPClient {
     /// Transfers waiting in the client for a slot.
     public var queuedTransferCount: Int { queue.count }
 
+    /// Transfers handed to curl for URLs of `origin` (as `origin(of:)` spells it). Beyond
+    /// `connectionsPerHost` they wait inside curl with their timeouts running, so a caller
+    /// with many hosts can hold back work for a busy one and serve the others first.
+    public func activeTransferCount(origin: String) -> Int { activeByOrigin[origin, default: 0] }
+
+    /// The connections curl opens to one host at most (`maxConnectionsPerHost`).
+    public var connectionsPerHost: Int { max(1, configuration.maxConnectionsPerHost) }
+
+    /// `scheme://host[:port]` of a URL, lower-cased, without user info: what curl's
+    /// per-host connection limit counts by (a missing port is not filled in).
+    public static func origin(of url: String) -> String {
+        let bytes = Array(url.utf8)
+        let separator = Array("://".utf8)
+        guard let schemeEnd = (0..<max(0, bytes.count - 2)).first(where: { bytes[$0..<$0 + 3].elementsEqual(separator) })
+        else { return url.lowercased() }
+        let authorityStart = schemeEnd + 3
+        let authorityEnd = bytes[authorityStart...].firstIndex { $0 == UInt8(ascii: "/") || $0 == UInt8(ascii: "?")
+            || $0 == UInt8(ascii: "#") } ?? bytes.count
+        var authority = bytes[authorityStart..<authorityEnd]
+        if let at = authority.lastIndex(of: UInt8(ascii: "@")) { authority = authority[(at + 1)...] }
+        return (String(decoding: bytes[..<schemeEnd], as: UTF8.self) + "://"
+                + String(decoding: authority, as: UTF8.self)).lowercased()
+    }
+
     /// Starts `request`, or queues it when `maxConcurrentTransfers` are running.
     @discardableResult
     public func start(_ request: HTTPRequest,
@@ -110,7 +136,7 @@ public final class HTTPClient {
             completeSoon(transfer, .cancelled)
             return true
         }
-        guard let transfer = active.removeValue(forKey: handle.id) else { return false }
+        guard let transfer = removeActive(handle.id) else { return false }
         release(transfer)
         completeSoon(transfer, .cancelled)
         startQueued()
@@ -123,6 +149,7 @@ public final class HTTPClient {
         let waiting = queue.removeAll()
         let running = active.values.sorted { $0.id < $1.id }
         active.removeAll()
+        activeByOrigin.removeAll()
         for transfer in running {
             release(transfer)
         }
@@ -154,6 +181,14 @@ public final class HTTPClient {
             return
         }
         active[transfer.id] = transfer
+        activeByOrigin[transfer.origin, default: 0] += 1
+    }
+
+    private func removeActive(_ id: UInt64) -> HTTPTransfer? {
+        guard let transfer = active.removeValue(forKey: id) else { return nil }
+        let remaining = activeByOrigin[transfer.origin, default: 1] - 1
+        activeByOrigin[transfer.origin] = remaining > 0 ? remaining : nil
+        return transfer
     }
 
     private func startQueued() {
@@ -194,7 +229,7 @@ public final class HTTPClient {
             return
         }
         let result = transfer.outcome(for: code, maxRedirects: configuration.maxRedirects)
-        active.removeValue(forKey: transfer.id)
+        _ = removeActive(transfer.id)
         release(transfer)
         startQueued()
         transfer.completion(result)
@@ -202,7 +237,7 @@ public final class HTTPClient {
 
     private func abandon(easy: UnsafeMutableRawPointer, reason: HTTPError.Reason) {
         guard let transfer = activeTransfer(for: easy) else { return }
-        active.removeValue(forKey: transfer.id)
+        _ = removeActive(transfer.id)
         release(transfer)
         startQueued()
         transfer.completion(.failure(HTTPError(url: transfer.url, reason: reason)))

@@ -11,6 +11,8 @@ final class HTTPTransfer {
 
     let id: UInt64
     let url: String
+    /// `HTTPClient.origin(of: url)`, for the client's count of transfers per origin.
+    let origin: String
     let completion: (Result<HTTPResponse, HTTPError>) -> Void
     let connectTimeout: Duration
     let totalTimeout: Duration
@@ -34,6 +36,7 @@ final class HTTPTransfer {
     init(id: UInt64, request: HTTPRequest, completion: @escaping (Result<HTTPResponse, HTTPError>) -> Void) {
         self.id = id
         url = request.url
+        origin = HTTPClient.origin(of: request.url)
         self.completion = completion
         // curl treats 0 as "no limit": every transfer gets a real deadline.
         totalTimeout = max(request.totalTimeout, .milliseconds(1))

@@ -90,5 +90,10 @@ enum PEMParser {
         byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") || byte == UInt8(ascii: "\r")
     }
 
-    private static func quoted(_ label: String) -> String { "\"\(label)\"" }
+    /// A label is echoed in messages only when it looks like one (RFC 7468: upper-case
+    /// words): a mangled file can put anything on a BEGIN line, key bytes included.
+    private static func quoted(_ label: String) -> String {
+        let plain = label.utf8.allSatisfy { ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x20 }
+        return plain ? "\"\(label)\"" : "with an unusual label"
+    }
 }

@@ -28,14 +28,41 @@ extension Daemon {
         }
     }
 
+    /// Certificates one pass sets aside because their responder is busy before it stops
+    /// looking further down the queue: 10,000 certificates of one CA must not cost 10,000
+    /// steps per finished fetch.
+    static let maximumSetAsidePerPass = 256
+
+    /// Starts fetches while slots are free. A responder gets at most as many fetches as curl
+    /// opens connections to one host (more would wait inside curl, their timeouts running);
+    /// a certificate whose responder has its share is set aside and queued again behind the
+    /// others. So a responder that hangs holds a few slots until its timeouts, never every
+    /// slot, and the certificates of healthy responders are stapled meanwhile.
     private func pump() {
+        var setAside: [TrackedCertificate] = []
         while activeFetches < options.renewalThreads, !isStopping, let certificate = queue.pop() {
-            guard certificate.record != nil, certificates[certificate.path] === certificate else { continue }
+            guard let record = certificate.record, certificates[certificate.path] === certificate else { continue }
+            let origin = HTTPClient.origin(of: record.ocspURLs[0])
+            if http.activeTransferCount(origin: origin) >= http.connectionsPerHost {
+                setAside.append(certificate)
+                if setAside.count >= Self.maximumSetAsidePerPass { break }
+                continue
+            }
             certificate.urlIndex = 0
             certificate.attemptErrors = []
             startFetch(certificate)
         }
+        let now = UTCTime.now()
+        for certificate in setAside where !isStopping {
+            queue.push(certificate, urgent: isUrgent(certificate, now: now))
+        }
         finishOneOffIfDone()
+    }
+
+    /// Must-Staple certificates and staples about to run out go first.
+    private func isUrgent(_ certificate: TrackedCertificate, now: Int64) -> Bool {
+        let runningOut = certificate.staple.map { $0.nextUpdate - now < minimumValidity } ?? false
+        return certificate.record?.mustStaple == true || runningOut
     }
 
     /// Stops whatever is planned or running for a certificate.
@@ -112,8 +139,8 @@ extension Daemon {
         do {
             outcome = try StapleFile.write(verified.der, forCertificate: certificate.path)
         } catch {
-            // The previous staple is untouched; try again later.
-            return fail(certificate, reason: "\(error)")
+            // The previous staple is untouched; the retry fetches and writes again.
+            return fail(certificate, reason: "\(error)", failure: "staple not written")
         }
         statistics.fetchesSucceeded += 1
         let cacheMaxAge = CacheControl.maxAge(response.cacheControl)
@@ -158,7 +185,8 @@ extension Daemon {
     /// The attempt failed: keep the staple we have, log once per new reason, back off. Every
     /// failure is retried while the certificate is valid, the permanent-looking ones too: a
     /// responder's broken signing setup gets fixed, and the backoff keeps the cost small.
-    private func fail(_ certificate: TrackedCertificate, reason: String) {
+    /// `failure` says which step failed: the fetch (and its checks) or writing the file.
+    private func fail(_ certificate: TrackedCertificate, reason: String, failure: String = "OCSP fetch failed") {
         statistics.fetchesFailed += 1
         certificate.failures += 1
         let now = UTCTime.now()
@@ -170,7 +198,7 @@ extension Daemon {
             let served = certificate.staple.map { "serving the staple valid until \(UTCTime.format($0.nextUpdate))" }
                 ?? "no staple to serve"
             let retry = options.oneOff ? "" : "; retrying in \(delay) s"
-            let line = "\(certificate.path): OCSP fetch failed: \(reason) (\(served)\(retry))"
+            let line = "\(certificate.path): \(failure): \(reason) (\(served)\(retry))"
             if urgent && mustStaple { logger.critical(line) } else if urgent { logger.error(line) } else { logger.warning(line) }
         }
         certificate.lastError = reason

@@ -1,0 +1,100 @@
+#!/bin/bash
+# Fuzzes the parsers that read hostile bytes with libFuzzer (and AddressSanitizer):
+#   pem         PEM splitter, certificate decoding, bundle parsing
+#   config      stapler/stapled config file parser
+#   haproxycfg  haproxy.cfg tokenizer and reader
+#   framer      HAProxy runtime API answer framer
+#   ocsp        OCSP response verification against a fixed issuer
+#
+# Usage: contrib/fuzz/run.sh [seconds per target] [target ...]
+# Findings (crash-*, leak-*, timeout-*) are kept in $FUZZ_WORK/artifacts; the corpus grows in
+# $FUZZ_WORK/corpus/<target> between runs. Exit status 1 when any target found something.
+set -euo pipefail
+
+seconds=${1:-60}
+shift || true
+targets=("$@")
+[ ${#targets[@]} -gt 0 ] || targets=(pem config haproxycfg framer ocsp)
+
+root=$(cd "$(dirname "$0")/../.." && pwd)
+work=${FUZZ_WORK:-/tmp/stapler-fuzz}
+build="$work/build"
+mkdir -p "$build" "$work/artifacts" "$work/seeds"
+
+sanitizers=${FUZZ_SANITIZERS:-fuzzer,address}
+echo "building the fuzz binary (-sanitize=$sanitizers) in $build"
+cflags=(-g -O1 -fno-omit-frame-pointer)
+case "$sanitizers" in *address*) cflags+=(-fsanitize=address,fuzzer-no-link) ;; *) cflags+=(-fsanitize=fuzzer-no-link) ;; esac
+module_flags=()
+build_log="$build/build.log"
+: > "$build_log"
+for shim in CEpoll CCurl COpenSSL; do
+    clang "${cflags[@]}" -I "$root/Sources/$shim/include" -c "$root/Sources/$shim/shim.c" -o "$build/$shim.o" \
+        >> "$build_log" 2>&1 || { cat "$build_log"; exit 2; }
+    mkdir -p "$build/modules/$shim"
+    printf 'module %s {\n    header "%s"\n    export *\n}\n' "$shim" "$root/Sources/$shim/include/$shim.h" \
+        > "$build/modules/$shim/module.modulemap"
+    module_flags+=(-Xcc "-fmodule-map-file=$build/modules/$shim/module.modulemap" -Xcc -I -Xcc "$root/Sources/$shim/include")
+done
+# One module for Reactor and the daemon (minus main.swift), so the targets reach internal
+# types; the daemon's "import Reactor" lines become self-imports, which swiftc ignores.
+mapfile -t sources < <(find "$root/Sources/Reactor" "$root/Sources/Stapler" -name '*.swift' ! -path '*/Stapler/main.swift' | sort)
+swiftc -parse-as-library -module-name Reactor -sanitize="$sanitizers" -O -g \
+    -suppress-warnings "${module_flags[@]}" \
+    "${sources[@]}" "$root/contrib/fuzz/FuzzTargets.swift" "$root/contrib/fuzz/FuzzBodies.swift" \
+    "$build/CEpoll.o" "$build/CCurl.o" "$build/COpenSSL.o" -lcurl -lssl -lcrypto \
+    -o "$build/stapler-fuzz" >> "$build_log" 2>&1 || { grep -v 'Cannot export local symbol' "$build_log"; exit 2; }
+
+echo "making seeds in $work/seeds"
+pki="$work/seeds/pki"
+rm -rf "$pki" && mkdir -p "$pki"
+(
+    cd "$pki"
+    printf '[req]\ndistinguished_name=dn\n[dn]\n[ca]\nbasicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign,digitalSignature\n[leaf]\nbasicConstraints=critical,CA:FALSE\nauthorityInfoAccess=OCSP;URI:http://127.0.0.1:1/\n' > openssl.cnf
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout ca.key -out ca.pem \
+        -subj /CN=FuzzCA -days 3650 -config openssl.cnf -extensions ca 2>/dev/null
+    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout leaf.key -out leaf.csr \
+        -subj /CN=fuzz.test -config openssl.cnf 2>/dev/null
+    openssl x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 3650 \
+        -extfile openssl.cnf -extensions leaf -out leaf.pem 2>/dev/null
+    cat leaf.pem ca.pem leaf.key > bundle.pem
+    printf 'V\t351231000000Z\t\t%s\tunknown\t/CN=fuzz.test\n' "$(openssl x509 -in leaf.pem -noout -serial | cut -d= -f2)" > index.txt
+    openssl ocsp -index index.txt -rsigner ca.pem -rkey ca.key -CA ca.pem -issuer ca.pem -cert leaf.pem \
+        -respout good.der -no_nonce -ndays 3650 >/dev/null 2>&1
+    openssl ocsp -index index.txt -rsigner ca.pem -rkey ca.key -CA ca.pem -issuer ca.pem -cert leaf.pem \
+        -respout nonext.der -no_nonce >/dev/null 2>&1
+)
+for target in pem config haproxycfg framer ocsp; do mkdir -p "$work/seeds/$target" "$work/corpus/$target"; done
+cp "$pki/bundle.pem" "$pki/ca.pem" "$pki/leaf.key" "$work/seeds/pem/"
+cp "$root/contrib/stapler.conf" "$work/seeds/config/" 2>/dev/null || true
+printf '[stapled]\ncert-paths = [/a, "/b c"]\nrecursive\nverbosity: 3\nminimum-validity 3600 ; note\n' > "$work/seeds/config/small.conf"
+cp "$root/contrib/haproxy/haproxy.cfg" "$work/seeds/haproxycfg/" 2>/dev/null || true
+printf 'global\n  crt-base "/etc/ssl"\n  stats socket ${RUN}/a.sock level admin\nfrontend f\n  bind :443 ssl crt a.pem crt-list "/x y"/l.txt\n' \
+    > "$work/seeds/haproxycfg/small.cfg"
+printf '\x10+ + OCSP Response updated!\n\n> ' > "$work/seeds/framer/update"
+printf '\x04# filename\n/etc/a.pem\n/etc/b c.pem\n\n> ' > "$work/seeds/framer/list"
+cp "$pki/good.der" "$pki/nonext.der" "$work/seeds/ocsp/"
+printf '\x30\x03\x0a\x01\x03' > "$work/seeds/ocsp/trylater.der"
+
+status=0
+export STAPLER_FUZZ_BUNDLE="$pki/bundle.pem"
+export STAPLER_FUZZ_NOW=$(date +%s)
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
+export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$root/contrib/fuzz/lsan.supp:print_suppressions=0}
+for target in "${targets[@]}"; do
+    echo "=== $target: $seconds s"
+    log="$work/$target.log"
+    set +e
+    STAPLER_FUZZ_TARGET=$target "$build/stapler-fuzz" -max_total_time="$seconds" -max_len=65536 -timeout=10 \
+        -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$work/artifacts/$target-" \
+        "$work/corpus/$target" "$work/seeds/$target" > "$log" 2>&1
+    result=$?
+    set -e
+    grep -E '^stat::number_of_executed_units|^Done [0-9]+ runs' "$log" | tail -2 || true
+    if [ $result -ne 0 ]; then
+        echo "!!! $target: libFuzzer exited $result; see $log and $work/artifacts/$target-*"
+        grep -m5 -E 'ERROR|Fatal error|panic|SUMMARY' "$log" || true
+        status=1
+    fi
+done
+exit $status
