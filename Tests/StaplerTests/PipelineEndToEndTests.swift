@@ -356,7 +356,7 @@ final class PipelineEndToEndTests: XCTestCase {
     }
 
     func testSIGTERMDuringAFetchStopsAtOnceWithoutAFailureLine() throws {
-        let hanging = try ScriptedHTTPResponder(port: fixture.failingPort, response: nil)
+        let hanging = try HostileResponder(port: fixture.failingPort, fallback: .hang)
         defer { hanging.stop() }
         let certs = try directory("certs")
         let bundle = try place(fixture.failing, as: "slow.pem", in: certs)
@@ -373,7 +373,7 @@ final class PipelineEndToEndTests: XCTestCase {
     // MARK: 8. Misbehaving responders
 
     func testDaemonLogsAFailureOnceAndSaysWhenItRecovers() throws {
-        let server = try ScriptedHTTPResponder(port: fixture.failingPort, response: Self.http500)
+        let server = try HostileResponder(port: fixture.failingPort, fallback: .raw(Self.http500))
         defer { server.stop() }
         let certs = try directory("certs")
         let bundle = try place(fixture.failing, as: "flaky.pem", in: certs)
@@ -393,7 +393,7 @@ final class PipelineEndToEndTests: XCTestCase {
         var good = Array("HTTP/1.1 200 OK\r\nContent-Type: application/ocsp-response\r\nConnection: close\r\n".utf8)
         let staple = try pki.ocspResponse(for: fixture.failing)
         good += Array("Content-Length: \(staple.count)\r\n\r\n".utf8) + Array(staple)
-        server.response = good
+        server.setFallback(.raw(good))
         try touch(bundle)
         XCTAssertTrue(daemon.waitForLog("\(bundle): staple written"), daemon.log)
         XCTAssertTrue(daemon.waitForLog("\(bundle): recovered after 2 failed attempt(s)"), daemon.log)
@@ -401,7 +401,7 @@ final class PipelineEndToEndTests: XCTestCase {
     }
 
     func testResponderErrorsLeaveTheStapleOnDiskUntouched() throws {
-        let failingServer = try ScriptedHTTPResponder(port: fixture.failingPort, response: Self.http500)
+        let failingServer = try HostileResponder(port: fixture.failingPort, fallback: .raw(Self.http500))
         defer { failingServer.stop() }
         var garbage = Array("""
             HTTP/1.1 200 OK\r
@@ -412,7 +412,7 @@ final class PipelineEndToEndTests: XCTestCase {
 
             """.utf8)
         garbage += [0x30, 0x82, 0xff, 0xff] + Array(repeating: 0xa5, count: 20)
-        let garbageServer = try ScriptedHTTPResponder(port: fixture.garbagePort, response: garbage)
+        let garbageServer = try HostileResponder(port: fixture.garbagePort, fallback: .raw(garbage))
         defer { garbageServer.stop() }
 
         let certs = try directory("certs")
@@ -546,96 +546,3 @@ final class PipelineEndToEndTests: XCTestCase {
     }
 }
 
-/// An HTTP responder that gives every request the same scripted bytes (an error status,
-/// garbage) and closes, or (with no bytes) never answers. Blocking sockets on a thread of its
-/// own: the daemon under test is another process, so nothing here shares a loop with it.
-final class ScriptedHTTPResponder: @unchecked Sendable {
-    struct BindFailure: Error, CustomStringConvertible {
-        let description: String
-    }
-
-    private let listener: Int32
-    private var scripted: [UInt8]?
-    private let lock = NSLock()
-    private var served = 0
-    /// Connections left hanging, closed by `stop`.
-    private var held: [Int32] = []
-    private let finished = DispatchSemaphore(value: 0)
-    private var stopped = false
-
-    init(port: UInt16, response: [UInt8]?) throws {
-        scripted = response
-        listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var yes: Int32 = 1
-        setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &yes, socklen_t(MemoryLayout<Int32>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = port.bigEndian
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(listener, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
-        }
-        guard bound == 0, listen(listener, 16) == 0 else {
-            let reason = String(cString: strerror(errno))
-            close(listener)
-            throw BindFailure(description: "cannot listen on 127.0.0.1:\(port): \(reason)")
-        }
-        Thread.detachNewThread { [self] in serve() }
-    }
-
-    var requestCount: Int { lock.withLock { served } }
-
-    /// What the next requests get (nil: no answer at all).
-    var response: [UInt8]? {
-        get { lock.withLock { scripted } }
-        set { lock.withLock { scripted = newValue } }
-    }
-
-    func stop() {
-        lock.withLock {
-            guard !stopped else { return }
-            stopped = true
-            // Wakes the blocked accept().
-            shutdown(listener, Int32(SHUT_RDWR))
-        }
-        finished.wait()
-        close(listener)
-        for connection in held { close(connection) }
-    }
-
-    private func serve() {
-        defer { finished.signal() }
-        while true {
-            let connection = accept(listener, nil, nil)
-            if connection < 0 {
-                if errno == EINTR { continue }
-                return
-            }
-            readRequestHead(connection)
-            lock.withLock { served += 1 }
-            guard let response else {
-                lock.withLock { held.append(connection) }
-                continue
-            }
-            _ = response.withUnsafeBytes { send(connection, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            close(connection)
-        }
-    }
-
-    /// Reads up to the blank line ending the request head (the daemon sends GETs).
-    private func readRequestHead(_ connection: Int32) {
-        var received: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while received.count < 65536 {
-            let count = buffer.withUnsafeMutableBytes { recv(connection, $0.baseAddress, $0.count, 0) }
-            if count <= 0 { return }
-            received += buffer[0..<count]
-            let end: [UInt8] = [13, 10, 13, 10]
-            if received.count >= 4, (0...(received.count - 4)).contains(where: { received[$0..<$0 + 4].elementsEqual(end) }) {
-                return
-            }
-        }
-    }
-}

@@ -16,7 +16,9 @@ enum DaemonRunner {
         }
         // SIGPIPE: a write to a closed HAProxy socket fails with EPIPE instead of killing us.
         // SIGCHLD: we start no children; ignoring it keeps zombies impossible.
-        SignalSource.ignore([SIGPIPE, SIGCHLD])
+        // SIGXFSZ: under a file-size limit a staple write fails with EFBIG (and is retried)
+        // instead of killing the daemon.
+        SignalSource.ignore([SIGPIPE, SIGCHLD, SIGXFSZ])
         let logger: Logger
         do {
             logger = try Logger(verbosity: options.verbosity, toStandardOutput: !options.quiet && !options.daemonize,
