@@ -83,4 +83,21 @@ final class CertificateDiscoveryTests: XCTestCase {
         let changed = third.files.filter { file in !first.files.contains(file) }
         XCTAssertEqual(changed.map(\.path), [FilePath(temp.file("c7.pem"))], "a touch changes the stat")
     }
+
+    func testTemporaryFilesOfDeadWritersAreReportedStaleAndLiveOnesAreNot() throws {
+        let temp = try TemporaryDirectory()
+        // A pid that surely ran and is gone: a child we waited for.
+        let child = Process()
+        child.executableURL = URL(fileURLWithPath: "/bin/true")
+        try child.run()
+        child.waitUntilExit()
+        let dead = ".a.pem.ocsp.\(child.processIdentifier).3\(FileSystem.temporarySuffix)"
+        let live = ".b.pem.ocsp.\(getpid()).4\(FileSystem.temporarySuffix)"
+        touch(temp.file(dead))
+        touch(temp.file(live))
+        touch(temp.file("a.pem"))
+        let result = CertificateDiscovery.scan([FilePath(temp.path)], rules: DiscoveryRules())
+        XCTAssertEqual(result.staleTemporaryFiles, [FilePath(temp.file(dead))])
+        XCTAssertEqual(result.files.map(\.path), [FilePath(temp.file("a.pem"))])
+    }
 }

@@ -1,3 +1,4 @@
+import Glibc
 import Reactor
 
 /// Which files under the configured paths are certificates to staple.
@@ -57,6 +58,9 @@ struct DiscoveryResult: Sendable {
     var directories: [(path: FilePath, location: Int)] = []
     /// Paths that could not be read, each with the reason.
     var problems: [FileError] = []
+    /// Our own temporary staple files left behind by a process that no longer runs (a
+    /// kill -9 in the middle of a write): safe to delete.
+    var staleTemporaryFiles: [FilePath] = []
 }
 
 /// Walks the configured paths. Stats each candidate (cheap) but reads none: parsing happens
@@ -96,6 +100,13 @@ enum CertificateDiscovery {
 
         init(rules: DiscoveryRules) { self.rules = rules }
 
+        /// The pid in a temporary name `.<name>.<pid>.<counter>.stapler-tmp`.
+        static func writerPID(_ name: FilePath) -> pid_t? {
+            let fields = name.bytes.dropLast(FileSystem.temporarySuffix.utf8.count).split(separator: UInt8(ascii: "."))
+            guard fields.count >= 3 else { return nil }
+            return pid_t(String(decoding: fields[fields.count - 2], as: UTF8.self))
+        }
+
         mutating func add(_ path: FilePath, status: FileStatus, location: Int, into result: inout DiscoveryResult) {
             if seenFiles.insert(path).inserted {
                 result.files.append(DiscoveredFile(path: path, status: status, location: location))
@@ -115,6 +126,11 @@ enum CertificateDiscovery {
             }
             var subdirectories: [(FilePath, FileStatus)] = []
             for entry in entries {
+                if entry.name.hasSuffix(FileSystem.temporarySuffix), let pid = Self.writerPID(entry.name),
+                   kill(pid, 0) != 0 && errno == ESRCH {
+                    result.staleTemporaryFiles.append(directory.appending(entry.name))
+                    continue
+                }
                 let isCandidate = rules.isCandidate(entry.name)
                 let mayDescend = rules.recursive && depth < rules.maximumDepth && entry.kind != .regular
                     && entry.name.bytes.first != UInt8(ascii: ".")

@@ -35,6 +35,10 @@ extension Daemon {
         }
         let (newlyWatched, watchProblems) = updateWatches(result.directories)
         reportProblems(result.problems, watchProblems: watchProblems)
+        for stale in result.staleTemporaryFiles {
+            // Left by a writer that died mid-write; the staple beside it is intact.
+            if (try? FileSystem.remove(stale)) != nil { logger.info("\(stale): removed, left by a stopped writer") }
+        }
         updateParentWatches()
         if !newlyWatched.isEmpty {
             // A file made between a directory's listing and its watch raised no event we
