@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs what building, testing and the demo need on Debian 12: the C libraries Stapler
 # links (libcurl with OpenSSL, OpenSSL 3), the openssl CLI (test PKIs and a real OCSP
-# responder) and HAProxy (the tests and the demo push staples into a real one).
+# responder) and HAProxy (the tests and the demo push staples into a real one); the curl
+# CLI scrapes the metrics endpoint in the tests, util-linux (setpriv, prlimit) and mount run
+# the fault tests.
 # Swift itself is expected on PATH (swift.org toolchain, 6.0 or later).
 set -euo pipefail
 
-packages=(libcurl4-openssl-dev libssl-dev openssl haproxy ca-certificates pkg-config)
+packages=(libcurl4-openssl-dev libssl-dev openssl haproxy ca-certificates pkg-config curl util-linux mount)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
