@@ -96,6 +96,15 @@ struct CommandLineParser {
         return .settings(layer, positionals: positionals)
     }
 
+    /// The value glued to the option ("--x=v", "-tv"), else the next word unless it is an
+    /// option itself (then the index moves past it), else nil.
+    private static func singleValue(attached: String?, arguments: [String], index: inout Int) -> [UInt8]? {
+        if let attached { return Array(attached.utf8) }
+        guard index < arguments.count, !looksLikeOption(arguments[index]) else { return nil }
+        index += 1
+        return Array(arguments[index - 1].utf8)
+    }
+
     /// Applies one option, taking its values from `attached` or the following words.
     /// Returns a request when the option is --help or --version.
     private func consume(_ spec: OptionSpec, attached: String?, arguments: [String], index: inout Int,
@@ -110,23 +119,12 @@ struct CommandLineParser {
             if spec.setting == .version { return .version }
             raw = .flag(true)
         case .one:
-            if let attached {
-                raw = .values([Array(attached.utf8)])
-            } else if index < arguments.count, !Self.looksLikeOption(arguments[index]) {
-                raw = .values([Array(arguments[index].utf8)])
-                index += 1
-            } else {
+            guard let value = Self.singleValue(attached: attached, arguments: arguments, index: &index) else {
                 throw .invalidValue(option: spec.displayName, reason: "needs a value (\(spec.valueName))")
             }
+            raw = .values([value])
         case .optional:
-            if let attached {
-                raw = .values([Array(attached.utf8)])
-            } else if index < arguments.count, !Self.looksLikeOption(arguments[index]) {
-                raw = .values([Array(arguments[index].utf8)])
-                index += 1
-            } else {
-                raw = .omitted
-            }
+            raw = Self.singleValue(attached: attached, arguments: arguments, index: &index).map { .values([$0]) } ?? .omitted
         case .oneOrMore:
             if let attached {
                 raw = .values([Array(attached.utf8)])
