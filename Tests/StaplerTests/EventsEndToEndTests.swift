@@ -161,7 +161,7 @@ final class EventsEndToEndTests: XCTestCase {
         XCTAssertTrue(waitForGoodStaple(kept, leaves[1]))
 
         try FileManager.default.removeItem(atPath: deleted)
-        XCTAssertTrue(daemon.waitForLog("\(deleted): removed, forgotten", timeout: prompt))
+        XCTAssertTrue(daemon.waitForLog("\(deleted): no longer found, forgotten", timeout: prompt))
 
         // Events about the other file (and a rescan) do not bring it back.
         try Shell.run(["touch", kept])
@@ -673,7 +673,7 @@ final class EventsEndToEndTests: XCTestCase {
     private func waitForForgotten(_ certificate: String, by daemon: StaplerProcess) -> Bool {
         waitUntil(timeout: prompt) {
             let log = daemon.log
-            return log.contains("\(certificate): removed, forgotten") || log.contains("\(certificate): no longer found, forgotten")
+            return log.contains("\(certificate): no longer found, forgotten")
         }
     }
 

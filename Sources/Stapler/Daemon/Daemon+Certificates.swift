@@ -31,7 +31,7 @@ extension Daemon {
             }
         }
         for (path, certificate) in certificates where !seen.contains(path) {
-            forget(certificate, reason: "no longer found")
+            forget(certificate)
         }
         let (newlyWatched, watchProblems) = updateWatches(result.directories)
         reportProblems(result.problems, watchProblems: watchProblems)
@@ -82,7 +82,7 @@ extension Daemon {
         do {
             status = try FileSystem.status(path)
         } catch {
-            if let certificate = certificates[path] { forget(certificate, reason: "removed") }
+            if let certificate = certificates[path] { forget(certificate) }
             return
         }
         guard status.kind == .regular else { return }
@@ -193,11 +193,12 @@ extension Daemon {
         certificate.failures = 0
     }
 
-    /// Drops a certificate that is gone. Its staple file stays where it is.
-    func forget(_ certificate: TrackedCertificate, reason: String) {
+    /// Drops a certificate that is gone, with the same line whether an event or a rescan
+    /// noticed first. Its staple file stays where it is.
+    func forget(_ certificate: TrackedCertificate) {
         cancelRefresh(certificate)
         certificates[certificate.path] = nil
-        if certificate.record != nil { logger.info("\(certificate.path): \(reason), forgotten") }
+        if certificate.record != nil { logger.info("\(certificate.path): no longer found, forgotten") }
     }
 
     // MARK: inotify
