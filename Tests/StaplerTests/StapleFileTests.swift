@@ -10,6 +10,22 @@ import XCTest
 final class StapleFileTests: XCTestCase {
     private func inode(_ path: String) throws -> UInt64 { try FileSystem.status(FilePath(path)).inode }
 
+    private enum Written: Equatable { case written, unchanged }
+
+    /// Writes as the daemon does, through a batch writer, and waits for the commit; a commit
+    /// failure is thrown like a failure before it.
+    @discardableResult
+    private func writeStaple(_ der: [UInt8], forCertificate certificate: FilePath) throws -> Written {
+        let loop = try EventLoop()
+        let writer = BatchedFileWriter(loop: loop)
+        var committed: StapleFileError?? = nil
+        let outcome = try StapleFile.write(der, forCertificate: certificate, using: writer) { committed = .some($0) }
+        guard case .staged = outcome else { return .unchanged }
+        try loop.runForTest(until: { committed != nil })
+        if case .some(.some(let error)) = committed { throw error }
+        return .written
+    }
+
     private func temporaryFiles(in directory: String) throws -> [String] {
         try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(FileSystem.temporarySuffix) }
     }
@@ -22,7 +38,7 @@ final class StapleFileTests: XCTestCase {
         XCTAssertNil(try StapleFile.read(forCertificate: FilePath(certificate)), "no staple yet is not an error")
 
         let der = Array(try fixture.pki.ocspResponse(for: leaf))
-        XCTAssertEqual(try StapleFile.write(der, forCertificate: FilePath(certificate)), .written)
+        XCTAssertEqual(try writeStaple(der, forCertificate: FilePath(certificate)), .written)
         XCTAssertEqual(try StapleFile.read(forCertificate: FilePath(certificate)), der)
         XCTAssertEqual(try fixture.pki.verifyWithOpenSSL(staple: certificate + ".ocsp", for: leaf), "good")
         XCTAssertEqual(try temporaryFiles(in: fixture.temp.path), [])
@@ -36,17 +52,17 @@ final class StapleFileTests: XCTestCase {
         let certificate = FilePath(try fixture.bundle(leaf, name: "site.pem"))
         let staple = certificate.description + ".ocsp"
         let first = Array(try fixture.pki.ocspResponse(for: leaf))
-        try StapleFile.write(first, forCertificate: certificate)
+        try writeStaple(first, forCertificate: certificate)
         let firstInode = try inode(staple)
         let firstModified = try FileSystem.status(FilePath(staple)).modified
 
-        XCTAssertEqual(try StapleFile.write(first, forCertificate: certificate), .unchanged)
+        XCTAssertEqual(try writeStaple(first, forCertificate: certificate), .unchanged)
         XCTAssertEqual(try inode(staple), firstInode)
         XCTAssertEqual(try FileSystem.status(FilePath(staple)).modified, firstModified)
 
         let second = Array(try fixture.pki.ocspResponse(for: leaf, validForDays: 2))
         XCTAssertNotEqual(first, second)
-        XCTAssertEqual(try StapleFile.write(second, forCertificate: certificate), .written)
+        XCTAssertEqual(try writeStaple(second, forCertificate: certificate), .written)
         XCTAssertNotEqual(try inode(staple), firstInode, "a new file renamed in, not the old one rewritten")
         XCTAssertEqual(try StapleFile.read(forCertificate: certificate), second)
     }
@@ -61,7 +77,7 @@ final class StapleFileTests: XCTestCase {
         try FileManager.default.createSymbolicLink(atPath: certificates + "/site.pem.ocsp", withDestinationPath: "../precious.txt")
 
         let resolvedOutside = try FileSystem.realPath(FilePath(outside))
-        XCTAssertThrowsError(try StapleFile.write([0x30, 0x03, 0x0a, 0x01, 0x00], forCertificate: certificate)) { error in
+        XCTAssertThrowsError(try writeStaple([0x30, 0x03, 0x0a, 0x01, 0x00], forCertificate: certificate)) { error in
             let failure = error as? StapleFileError
             XCTAssertEqual(failure?.reason, .symlinkOutsideDirectory(target: resolvedOutside))
             XCTAssertTrue(failure?.description.contains("outside the certificate's directory") ?? false)
@@ -74,7 +90,7 @@ final class StapleFileTests: XCTestCase {
         try FileManager.default.removeItem(atPath: certificates + "/site.pem.ocsp")
         try FileManager.default.createSymbolicLink(atPath: certificates + "/site.pem.ocsp",
                                                    withDestinationPath: fixture.temp.file("new-file-elsewhere"))
-        XCTAssertThrowsError(try StapleFile.write([1, 2, 3], forCertificate: certificate))
+        XCTAssertThrowsError(try writeStaple([1, 2, 3], forCertificate: certificate))
         XCTAssertFalse(FileManager.default.fileExists(atPath: fixture.temp.file("new-file-elsewhere")))
     }
 
@@ -86,13 +102,13 @@ final class StapleFileTests: XCTestCase {
         try FileManager.default.createSymbolicLink(atPath: certificates + "/site.pem.ocsp", withDestinationPath: "staples/site.der")
 
         // Dangling at first: the target is created.
-        XCTAssertEqual(try StapleFile.write([1, 2, 3], forCertificate: certificate), .written)
+        XCTAssertEqual(try writeStaple([1, 2, 3], forCertificate: certificate), .written)
         XCTAssertEqual(Array(try Data(contentsOf: URL(fileURLWithPath: certificates + "/staples/site.der"))), [1, 2, 3])
-        XCTAssertEqual(try StapleFile.write([4, 5], forCertificate: certificate), .written)
+        XCTAssertEqual(try writeStaple([4, 5], forCertificate: certificate), .written)
         XCTAssertEqual(try StapleFile.read(forCertificate: certificate), [4, 5])
         XCTAssertEqual(try FileManager.default.destinationOfSymbolicLink(atPath: certificates + "/site.pem.ocsp"),
                        "staples/site.der", "the operator's link is kept")
-        XCTAssertEqual(try StapleFile.write([4, 5], forCertificate: certificate), .unchanged)
+        XCTAssertEqual(try writeStaple([4, 5], forCertificate: certificate), .unchanged)
     }
 
     /// As root, permissions do not stop a write, so the failure is made with RLIMIT_FSIZE:
@@ -103,7 +119,7 @@ final class StapleFileTests: XCTestCase {
         let leaf = try fixture.pki.issueLeaf(ocspURLs: ["http://127.0.0.1:8888/"])
         let certificate = FilePath(try fixture.bundle(leaf, name: "site.pem"))
         let previous: [UInt8] = [0x30, 0x03, 0x0a, 0x01, 0x03]
-        try StapleFile.write(previous, forCertificate: certificate)
+        try writeStaple(previous, forCertificate: certificate)
         let previousInode = try inode(certificate.description + ".ocsp")
         let replacement = Array(try fixture.pki.ocspResponse(for: leaf))
         XCTAssertGreaterThan(replacement.count, 64)
@@ -115,7 +131,7 @@ final class StapleFileTests: XCTestCase {
         limited.rlim_cur = 64
         XCTAssertEqual(setrlimit(Int32(RLIMIT_FSIZE.rawValue), &limited), 0)
         // Nothing may write to a file (test logs included) until the limit is restored.
-        let outcome = Result { try StapleFile.write(replacement, forCertificate: certificate) }
+        let outcome = Result { try writeStaple(replacement, forCertificate: certificate) }
         setrlimit(Int32(RLIMIT_FSIZE.rawValue), &saved)
         signal(SIGXFSZ, oldHandler)
 
@@ -129,7 +145,7 @@ final class StapleFileTests: XCTestCase {
         XCTAssertEqual(try inode(certificate.description + ".ocsp"), previousInode)
         XCTAssertEqual(try temporaryFiles(in: fixture.temp.path), [], "the half-written temporary file is removed")
         // With the limit gone the same write goes through.
-        XCTAssertEqual(try StapleFile.write(replacement, forCertificate: certificate), .written)
+        XCTAssertEqual(try writeStaple(replacement, forCertificate: certificate), .written)
     }
 
     func testOversizedOrUnreadableStapleIsAnError() throws {
@@ -142,10 +158,10 @@ final class StapleFileTests: XCTestCase {
                                            reason: .tooLarge(limit: StapleFile.maximumSize))))
         }
         // An oversized file is still replaced by a good staple (the comparison just fails).
-        XCTAssertEqual(try StapleFile.write([1], forCertificate: certificate), .written)
+        XCTAssertEqual(try writeStaple([1], forCertificate: certificate), .written)
         try FileManager.default.removeItem(atPath: temp.file("site.pem.ocsp"))
         try FileManager.default.createDirectory(atPath: temp.file("site.pem.ocsp"), withIntermediateDirectories: false)
         XCTAssertThrowsError(try StapleFile.read(forCertificate: certificate))
-        XCTAssertThrowsError(try StapleFile.write([1], forCertificate: certificate))
+        XCTAssertThrowsError(try writeStaple([1], forCertificate: certificate))
     }
 }

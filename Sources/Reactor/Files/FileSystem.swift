@@ -128,8 +128,26 @@ public enum FileSystem {
     /// the target, fsync the directory. On any failure the temporary file is removed and the
     /// target is untouched.
     public static func writeAtomically(_ bytes: [UInt8], to path: FilePath, mode: mode_t = 0o644) throws(FileError) {
-        let directory = path.directory
-        let temporary = directory.appending(temporaryName(for: path.lastComponent))
+        let temporary = try writeTemporaryFile(bytes, beside: path, mode: mode, sync: true)
+        let renamed = temporary.withCString { from in path.withCString { to in rename(from, to) } }
+        if renamed != 0 {
+            let failure = FileError(path: path, operation: "rename")
+            _ = temporary.withCString { unlink($0) }
+            throw failure
+        }
+        // The rename is durable only once the directory entry is: without this a crash can
+        // bring back the old file (harmless) or, on some file systems, an empty name.
+        syncDirectory(path.directory)
+    }
+
+    /// Writes `bytes` to a new hidden file in `path`'s directory and returns its path, for a
+    /// rename over `path` later. Created exclusively and without following links, so a name
+    /// planted in advance cannot redirect the write. With `sync` the data is on disk when
+    /// this returns; without, the caller makes it durable (one `syncfs` for a whole batch)
+    /// before renaming. On failure nothing is left behind.
+    public static func writeTemporaryFile(_ bytes: [UInt8], beside path: FilePath, mode: mode_t,
+                                          sync: Bool) throws(FileError) -> FilePath {
+        let temporary = path.directory.appending(temporaryName(for: path.lastComponent))
         let fd = temporary.withCString {
             open($0, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode)
         }
@@ -146,23 +164,22 @@ public enum FileSystem {
             written += result
         }
         if failure == nil && fchmod(fd, mode) != 0 { failure = FileError(path: temporary, operation: "fchmod") }
-        if failure == nil && fsync(fd) != 0 { failure = FileError(path: temporary, operation: "fsync") }
+        if failure == nil && sync && fsync(fd) != 0 { failure = FileError(path: temporary, operation: "fsync") }
         if close(fd) != 0 && failure == nil { failure = FileError(path: temporary, operation: "close") }
-        if failure == nil {
-            let renamed = temporary.withCString { from in path.withCString { to in rename(from, to) } }
-            if renamed != 0 { failure = FileError(path: path, operation: "rename") }
-        }
         if let failure {
             _ = temporary.withCString { unlink($0) }
             throw failure
         }
-        // The rename is durable only once the directory entry is: without this a crash can
-        // bring back the old staple (harmless) or, on some file systems, an empty name.
-        let dirFD = directory.withCString { open($0, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
-        if dirFD >= 0 {
-            _ = fsync(dirFD)
-            close(dirFD)
-        }
+        return temporary
+    }
+
+    /// Makes the names created or renamed in `directory` durable. Best effort: a directory
+    /// that cannot be opened or synced leaves the rename done, only less durable.
+    public static func syncDirectory(_ directory: FilePath) {
+        let fd = directory.withCString { open($0, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
+        guard fd >= 0 else { return }
+        _ = fsync(fd)
+        close(fd)
     }
 
     /// Hidden (HAProxy skips dot-files) and unique to this process and write.

@@ -75,6 +75,12 @@ extension Daemon {
             certificate.transfer = nil
             http.cancel(transfer)
         }
+        if let write = certificate.pendingWrite {
+            // The staple for what the file held before: the fetch that follows writes anew.
+            certificate.pendingWrite = nil
+            pendingWrites -= 1
+            stapleWriter.cancel(write)
+        }
     }
 
     private func startFetch(_ certificate: TrackedCertificate) {
@@ -135,15 +141,41 @@ extension Daemon {
         } catch {
             return attemptFailed(certificate, reason: "\(url): \(error)")
         }
-        let outcome: StapleFile.WriteOutcome
+        let cacheMaxAge = CacheControl.maxAge(response.cacheControl)
         do {
-            outcome = try StapleFile.write(verified.der, forCertificate: certificate.path)
+            let outcome = try StapleFile.write(verified.der, forCertificate: certificate.path, using: stapleWriter) {
+                [weak self, weak certificate] error in
+                guard let self else { return }
+                self.pendingWrites -= 1
+                if let certificate {
+                    certificate.pendingWrite = nil
+                    if let error {
+                        if !self.isStopping { self.fail(certificate, reason: "\(error)", failure: "staple not written") }
+                    } else {
+                        self.stapleStored(certificate, verified, written: true, url: url, fetchedAt: now,
+                                          cacheMaxAge: cacheMaxAge)
+                    }
+                }
+                self.finishOneOffIfDone()
+            }
+            switch outcome {
+            case .staged(let ticket):
+                certificate.pendingWrite = ticket
+                pendingWrites += 1
+            case .unchanged:
+                stapleStored(certificate, verified, written: false, url: url, fetchedAt: now, cacheMaxAge: cacheMaxAge)
+            }
         } catch {
             // The previous staple is untouched; the retry fetches and writes again.
-            return fail(certificate, reason: "\(error)", failure: "staple not written")
+            fail(certificate, reason: "\(error)", failure: "staple not written")
         }
+    }
+
+    /// A verified staple is on disk (or was already): serve it, log it, push it, plan the next.
+    private func stapleStored(_ certificate: TrackedCertificate, _ verified: VerifiedOCSPResponse, written: Bool,
+                              url: String, fetchedAt now: Int64, cacheMaxAge: Int64?) {
+        guard let record = certificate.record else { return }
         statistics.fetchesSucceeded += 1
-        let cacheMaxAge = CacheControl.maxAge(response.cacheControl)
         certificate.staple = StapleSummary(verified, fetchedAt: now, cacheMaxAge: cacheMaxAge)
         if certificate.lastError != nil {
             logger.warning("\(certificate.path): recovered after \(certificate.failures) failed attempt(s)")
@@ -157,10 +189,11 @@ extension Daemon {
         let due = refreshPolicy.nextRefresh(thisUpdate: verified.thisUpdate, nextUpdate: verified.nextUpdate,
                                             fetchedAt: now, cacheMaxAge: cacheMaxAge,
                                             certificateNotAfter: record.notAfter, now: now, random: randomFraction())
-        let written = outcome == .written
         logger.info("\(certificate.path): \(written ? "staple written" : "staple unchanged"): "
                     + "\(verified.statusDescription), valid until \(UTCTime.format(verified.nextUpdate))"
                     + (options.oneOff ? "" : ", next refresh \(UTCTime.format(due))"))
+        // Stopping: the file is in place; HAProxy and timers are being shut down.
+        guard !isStopping else { return }
         if written { push(verified.der, for: certificate) }
         if !options.oneOff { scheduleRefresh(certificate, at: due, now: now) }
     }

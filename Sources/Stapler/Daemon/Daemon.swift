@@ -22,6 +22,10 @@ final class Daemon {
     var pumpScheduled = false
     var haproxy: [FilePath: HAProxySocketClient] = [:]
     var pendingPushes = 0
+    /// Verified staples are written in batches: one disk flush for many files.
+    let stapleWriter: BatchedFileWriter
+    /// Staples written but not yet committed to disk (`--one-off` waits for them).
+    var pendingWrites = 0
 
     var watcher: DirectoryWatcher?
     var watches: [WatchDescriptor: FilePath] = [:]
@@ -64,6 +68,7 @@ final class Daemon {
         configuration.maxConnectionsPerHost = 4
         configuration.maxTotalConnections = max(options.renewalThreads, 4)
         http = try HTTPClient(loop: loop, configuration: configuration)
+        stapleWriter = BatchedFileWriter(loop: loop)
     }
 
     // MARK: Policy from options
@@ -104,12 +109,13 @@ final class Daemon {
         }
     }
 
-    /// Ends the loop soon: transfers are aborted (no staple is ever half written: writes are
-    /// atomic and synchronous), sockets closed.
+    /// Ends the loop soon: staples already verified are put in place, transfers are aborted
+    /// (no staple is ever half written: writes are atomic), sockets closed.
     func stop(status: Int32 = 0) {
         guard !isStopping else { return }
         isStopping = true
         exitStatus = status
+        stapleWriter.commit()
         queue.removeAll()
         http.cancelAll()
         for certificate in certificates.values {
@@ -183,7 +189,7 @@ final class Daemon {
     /// In `--one-off`, ends the run once nothing is queued, fetching or pushing.
     func finishOneOffIfDone() {
         guard options.oneOff, !isStopping else { return }
-        if pendingPushes > 0 && queue.isEmpty && activeFetches == 0 && oneOffDeadline == nil {
+        if pendingPushes > 0 && queue.isEmpty && activeFetches == 0 && pendingWrites == 0 && oneOffDeadline == nil {
             oneOffDeadline = loop.schedule(after: Self.oneOffPushTimeout) { [unowned self] in
                 self.oneOffDeadline = nil
                 self.logger.error("HAProxy did not take every staple within "
@@ -191,7 +197,7 @@ final class Daemon {
                 for client in self.haproxy.values { client.shutDown() }
             }
         }
-        guard queue.isEmpty, activeFetches == 0, pendingPushes == 0 else { return }
+        guard queue.isEmpty, activeFetches == 0, pendingWrites == 0, pendingPushes == 0 else { return }
         // Each failure was logged once as it happened, with its path, URL and reason.
         let failed = certificates.values.filter { $0.lastError != nil || $0.isBroken }.count
         let stapled = certificates.values.filter { $0.staple != nil && $0.lastError == nil }.count

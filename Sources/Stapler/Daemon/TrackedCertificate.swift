@@ -29,6 +29,8 @@ final class TrackedCertificate {
     var nextRefresh: Int64?
     var timer: TimerHandle?
     var transfer: HTTPTransferHandle?
+    /// A verified staple waiting for its batch to reach the disk.
+    var pendingWrite: BatchedFileWriter.Ticket?
     /// The responder URL being tried (an index into `record.ocspURLs`) and what the ones
     /// before it answered during this attempt.
     var urlIndex = 0
@@ -42,7 +44,8 @@ final class TrackedCertificate {
         self.fileStatus = fileStatus
     }
 
-    var isFetching: Bool { transfer != nil }
+    /// From the request until the staple is on disk: a refresh in progress.
+    var isFetching: Bool { transfer != nil || pendingWrite != nil }
 }
 
 /// The staple a certificate is served with, reduced to what scheduling, status and metrics use.

@@ -6,10 +6,13 @@ enum StapleFile {
     /// Same cap as a response from the network: a staple is one.
     static let maximumSize = OCSPResponseVerifier.maximumResponseSize
 
+    /// What `write` did with a staple.
     enum WriteOutcome: Equatable, Sendable {
-        case written
+        /// Written to a temporary file; the writer's next commit puts it in place and calls
+        /// the completion. The ticket cancels it until then.
+        case staged(BatchedFileWriter.Ticket)
         /// The file already held these exact bytes; nothing was touched (no inotify event,
-        /// no HAProxy reload churn, no disk write).
+        /// no HAProxy reload churn, no disk write) and the completion is not called.
         case unchanged
     }
 
@@ -30,23 +33,26 @@ enum StapleFile {
     }
 
     /// Replaces the staple atomically (readers see the old bytes or the new, never a mix; a
-    /// failure leaves the old file as it was). Skips the write when the bytes are the same.
-    /// A staple path that is a symlink is followed only to a target inside the certificate's
-    /// directory: the daemon may run as root, and a planted link must not let it overwrite
-    /// files elsewhere.
-    @discardableResult
-    static func write(_ der: [UInt8], forCertificate certificate: FilePath) throws(StapleFileError) -> WriteOutcome {
+    /// failure leaves the old file as it was), in `writer`'s next batch. Skips the write when
+    /// the bytes are the same. A staple path that is a symlink is followed only to a target
+    /// inside the certificate's directory: the daemon may run as root, and a planted link
+    /// must not let it overwrite files elsewhere. Errors found before the commit (the link,
+    /// a full disk) are thrown; the commit's own go to `completion`.
+    static func write(_ der: [UInt8], forCertificate certificate: FilePath, using writer: BatchedFileWriter,
+                      completion: @escaping (StapleFileError?) -> Void) throws(StapleFileError) -> WriteOutcome {
         let path = path(forCertificate: certificate)
         let target = try writeTarget(for: path)
         if let existing = try? FileSystem.readFile(target, limit: maximumSize), existing == der {
             return .unchanged
         }
         do {
-            try FileSystem.writeAtomically(der, to: target)
+            let ticket = try writer.write(der, to: target) { error in
+                completion(error.map { StapleFileError(path: path, reason: .file($0)) })
+            }
+            return .staged(ticket)
         } catch {
             throw StapleFileError(path: path, reason: .file(error))
         }
-        return .written
     }
 
     /// The path to replace: the staple path itself, or the file its symlink designates when
