@@ -70,6 +70,23 @@ final class CertificateBundleTests: XCTestCase {
         XCTAssertEqual(try fixture.record(path).certID, try fixture.opensslCertID(leaf: leaf))
     }
 
+    /// Without key identifiers only the signature tells two CAs of the same name apart.
+    func testWithoutKeyIdentifiersTheSignatureDecidesBetweenCAsOfOneName() throws {
+        let fixture = try PKIFixture()
+        let impostorDirectory = try TemporaryDirectory()
+        let impostor = try TestPKI(directory: impostorDirectory.path, name: "Stapler Test CA")
+        let leaf = try fixture.pki.issueLeaves(ocspURLs: ["http://127.0.0.1:8888/"], authorityKeyIdentifier: false)[0]
+        XCTAssertFalse(try Shell.run(["openssl", "x509", "-in", leaf.certificate, "-noout", "-text"]).output
+            .contains("Authority Key Identifier"))
+        let pem = { (paths: [String]) in try paths.map { try String(contentsOfFile: $0, encoding: .utf8) }.joined() }
+        let path = fixture.temp.file("leaf.pem")
+        try pem([leaf.certificate, impostor.certificate]).write(toFile: path, atomically: true, encoding: .utf8)
+        XCTAssertEqual(fixture.error(path)?.reason, .issuerNotFound)
+        try pem([leaf.certificate, impostor.certificate, fixture.pki.certificate])
+            .write(toFile: path, atomically: true, encoding: .utf8)
+        XCTAssertEqual(try fixture.record(path).certID, try fixture.opensslCertID(leaf: leaf))
+    }
+
     func testLeafOfAnIntermediateIsIssuedByTheIntermediateWhateverTheOrder() throws {
         let fixture = try PKIFixture()
         let intermediateDirectory = try TemporaryDirectory()

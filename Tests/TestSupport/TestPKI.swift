@@ -83,13 +83,13 @@ public final class TestPKI {
     /// Issues `count` leaf certificates in one openssl run.
     public func issueLeaves(count: Int = 1, commonName: String = "leaf.test", ocspURLs: [String],
                             mustStaple: Bool = false, expired: Bool = false,
-                            extraExtensions: String = "") throws -> [Leaf] {
+                            authorityKeyIdentifier: Bool = true, extraExtensions: String = "") throws -> [Leaf] {
         var lines = [
             "basicConstraints = critical,CA:FALSE",
             "keyUsage = critical,digitalSignature",
             "extendedKeyUsage = serverAuth",
             "subjectAltName = DNS:\(commonName)",
-            "authorityKeyIdentifier = keyid",
+            "authorityKeyIdentifier = " + (authorityKeyIdentifier ? "keyid" : "none"),
         ]
         if !ocspURLs.isEmpty {
             lines.append("authorityInfoAccess = " + ocspURLs.map { "OCSP;URI:\($0)" }.joined(separator: ",")
