@@ -204,6 +204,18 @@ final class HardeningResponderTests: XCTestCase {
         XCTAssertEqual(HTTPClient.origin(of: ""), "")
     }
 
+    /// Responders label answers loosely; only the media type counts, in any case.
+    func testOCSPContentTypeIgnoresCaseParametersAndSpaces() {
+        for accepted in ["application/ocsp-response", "Application/OCSP-Response", " application/ocsp-response ;charset=x",
+                         "application/ocsp-response\t; a=b"] {
+            XCTAssertTrue(Daemon.isOCSPContentType(accepted), accepted)
+        }
+        for refused in ["text/html", "application/ocsp-request", "application/ocsp-responses", "", ";",
+                        "application\u{0F}ocsp-response", "application/ocsp\u{0D}response"] {
+            XCTAssertFalse(Daemon.isOCSPContentType(refused), refused)
+        }
+    }
+
     /// An OCSPResponse with only a responseStatus (RFC 6960 §4.2.1): `30 03 0a 01 0N`.
     private static func unsuccessful(_ status: UInt8) -> [UInt8] { [0x30, 0x03, 0x0a, 0x01, status] }
 

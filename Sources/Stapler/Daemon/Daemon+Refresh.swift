@@ -199,9 +199,16 @@ extension Daemon {
     }
 
     /// `application/ocsp-response`, with or without parameters, in any case.
+    /// Compared byte by byte (it runs for every response; lowercased() maps all of Unicode).
     static func isOCSPContentType(_ type: String) -> Bool {
-        let media = type.split(separator: ";", maxSplits: 1).first.map { $0.trimmingASCIISpaces().lowercased() }
-        return media == "application/ocsp-response"
+        let isSpace = { (byte: UInt8) in byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") }
+        let media = Array(type.utf8.prefix { $0 != UInt8(ascii: ";") }.drop(while: isSpace).reversed()
+            .drop(while: isSpace).reversed())
+        let expected = Array("application/ocsp-response".utf8)
+        guard media.count == expected.count else { return false }
+        return zip(media, expected).allSatisfy { byte, wanted in
+            byte == wanted || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte) && byte | 0x20 == wanted
+        }
     }
 
     /// One responder URL failed: try the next, or give up on this attempt.
