@@ -67,13 +67,7 @@ public final class BatchedFileWriter {
     @discardableResult
     public func write(_ bytes: [UInt8], to path: FilePath, mode: mode_t = 0o644,
                       completion: @escaping (FileError?) -> Void) throws(FileError) -> Ticket {
-        let temporary = try FileSystem.writeTemporaryFile(bytes, beside: path, mode: mode, sync: false)
-        let fd = temporary.withCString { open($0, O_RDONLY | O_NOFOLLOW | O_CLOEXEC) }
-        guard fd >= 0 else {
-            let failure = FileError(path: temporary, operation: "open")
-            _ = temporary.withCString { unlink($0) }
-            throw failure
-        }
+        let (temporary, fd) = try FileSystem.createTemporaryFile(bytes, beside: path, mode: mode)
         nextTicket &+= 1
         let ticket = Ticket(id: nextTicket)
         pending.append(Pending(ticket: ticket, target: path, temporary: temporary, fd: fd, completion: completion))
@@ -107,7 +101,10 @@ public final class BatchedFileWriter {
         var failures = makeDurable(batch)
         var directories: [FilePath] = []
         for (index, write) in batch.enumerated() {
-            close(write.fd)
+            // Network file systems may report a lost write only here.
+            if close(write.fd) != 0 && failures[index] == nil {
+                failures[index] = FileError(path: write.temporary, operation: "close")
+            }
             if failures[index] == nil {
                 let renamed = write.temporary.withCString { from in write.target.withCString { to in rename(from, to) } }
                 if renamed == 0 {

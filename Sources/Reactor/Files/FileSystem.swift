@@ -128,10 +128,14 @@ public enum FileSystem {
     /// the target, fsync the directory. On any failure the temporary file is removed and the
     /// target is untouched.
     public static func writeAtomically(_ bytes: [UInt8], to path: FilePath, mode: mode_t = 0o644) throws(FileError) {
-        let temporary = try writeTemporaryFile(bytes, beside: path, mode: mode, sync: true)
-        let renamed = temporary.withCString { from in path.withCString { to in rename(from, to) } }
-        if renamed != 0 {
-            let failure = FileError(path: path, operation: "rename")
+        let (temporary, fd) = try createTemporaryFile(bytes, beside: path, mode: mode)
+        var failure: FileError?
+        if fsync(fd) != 0 { failure = FileError(path: temporary, operation: "fsync") }
+        close(fd)
+        if failure == nil, temporary.withCString({ from in path.withCString { to in rename(from, to) } }) != 0 {
+            failure = FileError(path: path, operation: "rename")
+        }
+        if let failure {
             _ = temporary.withCString { unlink($0) }
             throw failure
         }
@@ -140,13 +144,12 @@ public enum FileSystem {
         syncDirectory(path.directory)
     }
 
-    /// Writes `bytes` to a new hidden file in `path`'s directory and returns its path, for a
-    /// rename over `path` later. Created exclusively and without following links, so a name
-    /// planted in advance cannot redirect the write. With `sync` the data is on disk when
-    /// this returns; without, the caller makes it durable (one `syncfs` for a whole batch)
-    /// before renaming. On failure nothing is left behind.
-    public static func writeTemporaryFile(_ bytes: [UInt8], beside path: FilePath, mode: mode_t,
-                                          sync: Bool) throws(FileError) -> FilePath {
+    /// Writes `bytes` to a new hidden file in `path`'s directory, for a rename over `path`
+    /// once its data is durable, and returns it with its descriptor still open (to sync it;
+    /// the caller closes it). Created exclusively and without following links, so a name
+    /// planted in advance cannot redirect the write. On failure nothing is left behind.
+    static func createTemporaryFile(_ bytes: [UInt8], beside path: FilePath,
+                                    mode: mode_t) throws(FileError) -> (path: FilePath, fd: Int32) {
         let temporary = path.directory.appending(temporaryName(for: path.lastComponent))
         let fd = temporary.withCString {
             open($0, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode)
@@ -164,13 +167,12 @@ public enum FileSystem {
             written += result
         }
         if failure == nil && fchmod(fd, mode) != 0 { failure = FileError(path: temporary, operation: "fchmod") }
-        if failure == nil && sync && fsync(fd) != 0 { failure = FileError(path: temporary, operation: "fsync") }
-        if close(fd) != 0 && failure == nil { failure = FileError(path: temporary, operation: "close") }
         if let failure {
+            close(fd)
             _ = temporary.withCString { unlink($0) }
             throw failure
         }
-        return temporary
+        return (temporary, fd)
     }
 
     /// Makes the names created or renamed in `directory` durable. Best effort: a directory
