@@ -230,6 +230,33 @@ final class CertificateBundleTests: XCTestCase {
         XCTAssertNoThrow(try CertificateBundle.load(path: FilePath(path), now: 1_579_000_000, issuers: IssuerStore()))
     }
 
+    /// Leaves are parsed without their public key (OpenSSL 3.0's key decoding was half the
+    /// cost of a parse) and still give every fact the daemon uses; an issuer keeps its key.
+    func testLeafParsedWithoutItsKeyGivesTheSameFacts() throws {
+        let fixture = try PKIFixture()
+        let leaf = try fixture.pki.issueLeaf(ocspURLs: ["http://127.0.0.1:8888/"], mustStaple: true)
+        let text = try String(contentsOfFile: leaf.certificate, encoding: .utf8)
+        let der = try XCTUnwrap(Base64.decode(Array(text.split(separator: "\n").filter { !$0.hasPrefix("-----") }
+            .joined().utf8)))
+        let full = try XCTUnwrap(X509Certificate(der: der))
+        let keyless = try XCTUnwrap(X509Certificate(der: der, withPublicKey: false))
+        XCTAssertTrue(full.hasPublicKey)
+        XCTAssertFalse(keyless.hasPublicKey)
+        XCTAssertEqual(keyless.subject, full.subject)
+        XCTAssertEqual(keyless.serialHex, full.serialHex)
+        XCTAssertEqual(keyless.notAfter, full.notAfter)
+        XCTAssertEqual(keyless.ocspURLs, ["http://127.0.0.1:8888/"])
+        XCTAssertTrue(keyless.mustStaple)
+        XCTAssertFalse(keyless.isCA)
+        XCTAssertEqual(keyless.der, der)
+
+        let path = try fixture.bundle(leaf, name: "site.pem")
+        var pem = Array(try String(contentsOfFile: path, encoding: .utf8).utf8)
+        let parsed = try CertificateBundle.decodeCertificates(pem)
+        pem.removeAll()
+        XCTAssertEqual(parsed.map(\.hasPublicKey), [false, true], "the leaf keyless, the CA in full")
+    }
+
     func testCertIDIsTheOneOpenSSLPutsInItsRequest() throws {
         let fixture = try PKIFixture()
         let leaf = try fixture.pki.issueLeaf(ocspURLs: ["http://127.0.0.1:8888/"])

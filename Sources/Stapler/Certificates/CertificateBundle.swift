@@ -100,7 +100,8 @@ enum CertificateBundle {
         } ?? candidates.first
     }
 
-    /// Every CERTIFICATE block, decoded. Private key blocks are never decoded (so their
+    /// Every CERTIFICATE block, decoded (end-entity certificates without their public key).
+    /// Private key blocks are never decoded (so their
     /// plain bytes exist only in `text`, which the caller wipes); other blocks are ignored.
     /// `known` returns an already parsed certificate for DER it has seen (shared issuers).
     static func decodeCertificates(_ text: [UInt8], known: ([UInt8]) -> X509Certificate? = { _ in nil })
@@ -114,10 +115,14 @@ enum CertificateBundle {
                 certificates.append(parsed)
                 continue
             }
-            guard let certificate = X509Certificate(der: der) else {
+            // Leaves without their key (half the cost of parsing one); a CA may be an issuer,
+            // whose key checks responses, so it is parsed again in full (once per CA: known
+            // issuers are reused above).
+            guard var certificate = X509Certificate(der: der, withPublicKey: false) else {
                 let detail = OpenSSLErrorQueue.drainDescription(fallback: "trailing bytes")
                 throw PEMError(reason: "PEM block \(number + 1) (CERTIFICATE) is not an X.509 certificate: \(detail)")
             }
+            if certificate.isCA, let full = X509Certificate(der: der) { certificate = full }
             certificates.append(certificate)
         }
         return certificates

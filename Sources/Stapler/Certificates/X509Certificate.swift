@@ -9,14 +9,28 @@ final class X509Certificate {
     init(owning pointer: OpaquePointer) { self.pointer = pointer }
 
     /// Parses one DER certificate; nil unless the bytes are exactly one certificate.
-    convenience init?(der: [UInt8]) {
-        guard let (object, consumed) = ASN1.decode(der, { d2i_X509(nil, $0, $1) }) else { return nil }
+    ///
+    /// `withPublicKey: false` leaves the certificate's own public key undecoded: OpenSSL 3.0
+    /// builds a decoder context for every key it parses, which made parsing a leaf half of
+    /// its whole cost, and a leaf's key is never used here (the CertID and the response
+    /// signature involve its issuer's key only). Such a certificate can be read (names,
+    /// dates, extensions, serial) and matched with an issuer, but not used as an issuer or
+    /// have its own signature checked: that takes one parsed with its key.
+    convenience init?(der: [UInt8], withPublicKey: Bool = true) {
+        // Without the keyless context (never seen: it is two allocations) parse in full.
+        let context = withPublicKey ? nil : KeylessParsing.context
+        guard let (object, consumed) = ASN1.decode(der, { input, length in
+            ASN1_item_d2i_ex(nil, input, length, X509_it(), context, nil)
+        }) else { return nil }
         guard consumed == der.count else {
             X509_free(object)
             return nil
         }
         self.init(owning: object)
     }
+
+    /// False for a certificate parsed without its public key.
+    var hasPublicKey: Bool { X509_get0_pubkey(pointer) != nil }
 
     deinit { X509_free(pointer) }
 
@@ -36,7 +50,11 @@ final class X509Certificate {
         guard X509_check_issued(pointer, subject.pointer) == X509_V_OK else { return false }
         if X509_get0_authority_key_id(subject.pointer) != nil, X509_get0_subject_key_id(pointer) != nil { return true }
         guard let key = X509_get0_pubkey(pointer) else { return false }
-        return X509_verify(subject.pointer, key) == 1
+        if subject.hasPublicKey { return X509_verify(subject.pointer, key) == 1 }
+        // Parsed without its key (see `init(der:withPublicKey:)`): the signature check needs
+        // the algorithms that parse went without. Rare: certificates without key identifiers.
+        guard let der = subject.der, let full = X509Certificate(der: der) else { return false }
+        return X509_verify(full.pointer, key) == 1
     }
 
     /// The subject as one line, e.g. `CN=example.com, O=Example`, escaped for logs.
