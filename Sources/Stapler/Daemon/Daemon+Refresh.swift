@@ -13,7 +13,7 @@ extension Daemon {
         certificate.timer = nil
         let now = UTCTime.now()
         let runningOut = certificate.staple.map { $0.nextUpdate - now < minimumValidity } ?? false
-        queue.push(certificate, urgent: urgent || record.mustStaple || runningOut)
+        queue.push(certificate, group: responderOrigin(of: record), urgent: urgent || record.mustStaple || runningOut)
         schedulePump()
     }
 
@@ -28,41 +28,32 @@ extension Daemon {
         }
     }
 
-    /// Certificates one pass sets aside because their responder is busy before it stops
-    /// looking further down the queue: 10,000 certificates of one CA must not cost 10,000
-    /// steps per finished fetch.
-    static let maximumSetAsidePerPass = 256
-
     /// Starts fetches while slots are free. A responder gets at most as many fetches as curl
     /// opens connections to one host (more would wait inside curl, their timeouts running);
-    /// a certificate whose responder has its share is set aside and queued again behind the
-    /// others. So a responder that hangs holds a few slots until its timeouts, never every
-    /// slot, and the certificates of healthy responders are stapled meanwhile.
+    /// the queue then serves the other responders' certificates. So a responder that hangs
+    /// holds a few slots until its timeouts, never every slot, and the certificates of
+    /// healthy responders are stapled meanwhile.
     private func pump() {
-        var setAside: [TrackedCertificate] = []
-        while activeFetches < options.renewalThreads, !isStopping, let certificate = queue.pop() {
-            guard let record = certificate.record, certificates[certificate.path] === certificate else { continue }
-            let origin = HTTPClient.origin(of: record.ocspURLs[0])
-            if http.activeTransferCount(origin: origin) >= http.connectionsPerHost {
-                setAside.append(certificate)
-                if setAside.count >= Self.maximumSetAsidePerPass { break }
-                continue
-            }
+        let limit = http.connectionsPerHost
+        while activeFetches < options.renewalThreads, !isStopping,
+              let certificate = queue.pop(available: { self.http.activeTransferCount(origin: $0) < limit }) {
+            guard certificate.record != nil, certificates[certificate.path] === certificate else { continue }
             certificate.urlIndex = 0
             certificate.attemptErrors = []
             startFetch(certificate)
         }
-        let now = UTCTime.now()
-        for certificate in setAside where !isStopping {
-            queue.push(certificate, urgent: isUrgent(certificate, now: now))
-        }
         finishOneOffIfDone()
     }
 
-    /// Must-Staple certificates and staples about to run out go first.
-    private func isUrgent(_ certificate: TrackedCertificate, now: Int64) -> Bool {
-        let runningOut = certificate.staple.map { $0.nextUpdate - now < minimumValidity } ?? false
-        return certificate.record?.mustStaple == true || runningOut
+    /// The responder a certificate's fetch goes to first, as the queue groups them.
+    func responderOrigin(of record: CertificateRecord) -> String {
+        let url = record.ocspURLs[0]
+        if let known = responderOrigins[url] { return known }
+        // Bounded: a directory of certificates with distinct URLs must not grow it forever.
+        if responderOrigins.count >= 1024 { responderOrigins.removeAll() }
+        let origin = HTTPClient.origin(of: url)
+        responderOrigins[url] = origin
+        return origin
     }
 
     /// Stops whatever is planned or running for a certificate.

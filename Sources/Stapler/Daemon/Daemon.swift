@@ -20,6 +20,8 @@ final class Daemon {
     var queue = FetchQueue<TrackedCertificate>()
     var activeFetches = 0
     var pumpScheduled = false
+    /// Responder URL → origin, for grouping the queue (see `responderOrigin(of:)`).
+    var responderOrigins: [String: String] = [:]
     var haproxy: [FilePath: HAProxySocketClient] = [:]
     var pendingPushes = 0
     /// Verified staples are written in batches: one disk flush for many files.

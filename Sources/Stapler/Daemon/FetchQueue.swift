@@ -2,13 +2,32 @@
 /// (Must-Staple certificates, staples about to run out, an operator's `touch`) goes first:
 /// for them a late staple is an outage rather than a slower handshake.
 ///
+/// Entries are grouped by responder (the group is any key, the daemon uses the URL's
+/// origin), and `pop` serves the groups in turn, skipping those the caller says are busy.
+/// Without groups, 10,000 certificates of one busy responder at the head of the queue had
+/// to be stepped over to reach anyone else, once per finished fetch.
+///
 /// A certificate waits at most once. Removal is lazy: the lanes may hold stale entries, which
 /// are skipped when they surface, so forgetting thousands of certificates stays O(1) each.
 struct FetchQueue<Element: AnyObject> {
-    private var urgent = Lane()
-    private var normal = Lane()
-    /// Who is waiting, and in which lane.
-    private var members: [ObjectIdentifier: Bool] = [:]
+    private struct Membership: Equatable {
+        var urgent: Bool
+        var group: String
+    }
+
+    private struct Group {
+        var urgent = Lane<Element>()
+        var normal = Lane<Element>()
+        var inUrgentRotation = false
+        var inNormalRotation = false
+    }
+
+    /// Who is waiting, in which lane of which group.
+    private var members: [ObjectIdentifier: Membership] = [:]
+    private var groups: [String: Group] = [:]
+    /// Groups that may have entries in that lane, in the order they are served.
+    private var urgentRotation = Lane<String>()
+    private var normalRotation = Lane<String>()
 
     var count: Int { members.count }
     var isEmpty: Bool { members.isEmpty }
@@ -16,51 +35,88 @@ struct FetchQueue<Element: AnyObject> {
     func contains(_ element: Element) -> Bool { members[ObjectIdentifier(element)] != nil }
 
     /// Adds `element` unless it is already waiting; an urgent push of a normal entry moves it
-    /// to the urgent lane.
-    mutating func push(_ element: Element, urgent isUrgent: Bool) {
+    /// to the urgent lane (and a push naming another group moves it there).
+    mutating func push(_ element: Element, group: String = "", urgent isUrgent: Bool) {
         let id = ObjectIdentifier(element)
-        if let waitingUrgently = members[id], waitingUrgently || !isUrgent { return }
-        members[id] = isUrgent
-        if isUrgent { urgent.append(element) } else { normal.append(element) }
+        if let waiting = members[id], waiting.group == group, waiting.urgent || !isUrgent { return }
+        members[id] = Membership(urgent: isUrgent, group: group)
+        // Taken out while it changes: a copy left in the dictionary would make each append
+        // copy the lane.
+        var entry = groups.removeValue(forKey: group) ?? Group()
+        if isUrgent {
+            entry.urgent.append(element)
+            if !entry.inUrgentRotation { urgentRotation.append(group) }
+            entry.inUrgentRotation = true
+        } else {
+            entry.normal.append(element)
+            if !entry.inNormalRotation { normalRotation.append(group) }
+            entry.inNormalRotation = true
+        }
+        groups[group] = entry
     }
 
     mutating func remove(_ element: Element) {
         members[ObjectIdentifier(element)] = nil
     }
 
-    mutating func pop() -> Element? {
-        while let element = urgent.popFirst() {
-            if members[ObjectIdentifier(element)] == true {
-                members[ObjectIdentifier(element)] = nil
-                return element
+    /// The next waiting element of a group `available` accepts: urgent entries of any such
+    /// group first, groups served in turn, first in first out within a group.
+    mutating func pop(available: (String) -> Bool = { _ in true }) -> Element? {
+        if let element = pop(urgent: true, available: available) { return element }
+        return pop(urgent: false, available: available)
+    }
+
+    mutating func removeAll() {
+        members.removeAll()
+        groups.removeAll()
+        urgentRotation = Lane()
+        normalRotation = Lane()
+    }
+
+    /// One turn of the rotation at most: each group is looked at once.
+    private mutating func pop(urgent: Bool, available: (String) -> Bool) -> Element? {
+        for _ in 0..<(urgent ? urgentRotation.count : normalRotation.count) {
+            guard let name = urgent ? urgentRotation.popFirst() : normalRotation.popFirst(),
+                  var group = groups.removeValue(forKey: name) else { continue }
+            let wanted = Membership(urgent: urgent, group: name)
+            var found: Element?
+            var exhausted = false
+            if available(name) {
+                while let candidate = urgent ? group.urgent.popFirst() : group.normal.popFirst() {
+                    if members[ObjectIdentifier(candidate)] == wanted {
+                        members[ObjectIdentifier(candidate)] = nil
+                        found = candidate
+                        break
+                    }
+                }
+                exhausted = (urgent ? group.urgent.count : group.normal.count) == 0
             }
-        }
-        while let element = normal.popFirst() {
-            if members[ObjectIdentifier(element)] == false {
-                members[ObjectIdentifier(element)] = nil
-                return element
+            if exhausted {
+                if urgent { group.inUrgentRotation = false } else { group.inNormalRotation = false }
+            } else if urgent {
+                urgentRotation.append(name)
+            } else {
+                normalRotation.append(name)
             }
+            if group.inUrgentRotation || group.inNormalRotation { groups[name] = group }
+            if let found { return found }
         }
         return nil
     }
 
-    mutating func removeAll() {
-        urgent = Lane()
-        normal = Lane()
-        members.removeAll()
-    }
-
     /// An array used as a queue: a moving head instead of removeFirst's O(n) shift, compacted
     /// once the consumed prefix dominates.
-    private struct Lane {
-        private var items: [Element] = []
+    private struct Lane<Item> {
+        private var items: [Item] = []
         private var head = 0
 
-        mutating func append(_ element: Element) { items.append(element) }
+        var count: Int { items.count - head }
 
-        mutating func popFirst() -> Element? {
+        mutating func append(_ item: Item) { items.append(item) }
+
+        mutating func popFirst() -> Item? {
             guard head < items.count else { return nil }
-            let element = items[head]
+            let item = items[head]
             head += 1
             if head == items.count {
                 items.removeAll(keepingCapacity: items.count <= 1024)
@@ -69,7 +125,7 @@ struct FetchQueue<Element: AnyObject> {
                 items.removeFirst(head)
                 head = 0
             }
-            return element
+            return item
         }
     }
 }
