@@ -3,11 +3,15 @@
 
 Every figure comes from public tools: /usr/bin/time -v for --one-off runs, /proc/PID/status
 and /proc/PID/stat for the daemon. Several runs per size; the table shows medians.
+
+The responder is responder.py (answers signed once at start, keep-alive) unless
+RESPONDER=openssl asks for `openssl ocsp` (signs each answer, one connection per answer).
 """
 import argparse
 import http.client
 import os
 import re
+import select
 import shutil
 import signal
 import socket
@@ -35,10 +39,28 @@ def free_port():
 # PKI: one CA, one leaf key and CSR, N certificates signed by `openssl ca` in parallel chunks
 
 
+def port_is_free(port):
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def cached_pki(n):
+    """A complete PKI of this size from an earlier run, with the port baked into its
+    certificates, when that port is free: generating 10,000 certificates takes a while."""
+    for name in sorted(os.listdir(WORK)):
+        prefix, _, port = name.rpartition("-")
+        if prefix == f"pki-{n}" and port.isdigit() and os.path.exists(f"{WORK}/{name}/complete") \
+                and port_is_free(int(port)):
+            return f"{WORK}/{name}", int(port)
+    return None
+
+
 def make_pki(n, port):
     root = f"{WORK}/pki-{n}-{port}"
-    if os.path.exists(f"{root}/complete"):
-        return root
     shutil.rmtree(root, ignore_errors=True)
     os.makedirs(f"{root}/certs")
     started = time.monotonic()
@@ -104,90 +126,207 @@ authorityInfoAccess = OCSP;URI:http://127.0.0.1:{port}/
 
 
 # ---------------------------------------------------------------------------------------
-# Responder: openssl ocsp, signing each answer
+# Responders. By default responder.py: every answer signed once at start, served over
+# HTTP/1.1 keep-alive, so the responder costs little next to Stapler. RESPONDER=openssl
+# keeps the old `openssl ocsp`, which signs each answer, embeds the CA certificate and
+# closes the connection after each answer: useful to compare against.
+
+RESPONDER_PY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "responder.py")
 
 
-def ocsp_request(root):
-    """A DER OCSP request for the first certificate, made by the openssl CLI."""
-    cert = os.path.join(f"{root}/certs", sorted(n for n in os.listdir(f"{root}/certs") if n.endswith(".pem"))[0])
-    return subprocess.run(["openssl", "ocsp", "-issuer", f"{root}/ca.pem", "-cert", cert, "-no_nonce",
-                           "-reqout", "/dev/stdout"], check=True, stdout=subprocess.PIPE,
+def bundles(root):
+    return sorted(e.path for e in os.scandir(f"{root}/certs") if e.name.endswith(".pem"))
+
+
+def ocsp_request(root, cert=None):
+    """A DER OCSP request (no nonce, SHA-1 CertID) made by the openssl CLI."""
+    return subprocess.run(["openssl", "ocsp", "-issuer", f"{root}/ca.pem", "-cert", cert or bundles(root)[0],
+                           "-no_nonce", "-reqout", "/dev/stdout"], check=True, stdout=subprocess.PIPE,
                           stderr=subprocess.DEVNULL).stdout
 
 
-def post(port, request):
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-    try:
-        c.request("POST", "/", request, {"Content-Type": "application/ocsp-request"})
-        return c.getresponse().read()
-    finally:
-        c.close()
+def response_status(der):
+    """responseStatus of a DER OCSPResponse: the ENUMERATED right after the outer SEQUENCE
+    header (0 = successful, 6 = unauthorized)."""
+    start = 2 if der[1] < 0x80 else 2 + (der[1] & 0x7F)
+    if der[0] != 0x30 or der[start:start + 2] != b"\x0a\x01":
+        raise ValueError("not an OCSP response")
+    return der[start + 2]
 
 
-class Responder:
+def post(connection, request):
+    """POSTs one request on `connection` (reopened by http.client when the server closed it)
+    and returns the DER answer, which must be a successful OCSP response."""
+    connection.request("POST", "/", request, {"Content-Type": "application/ocsp-request"})
+    answer = connection.getresponse()
+    body = answer.read()
+    if answer.status != 200 or response_status(body) != 0:
+        raise ValueError(f"responder answered HTTP {answer.status}, {len(body)} bytes")
+    return body
+
+
+def wait_answering(port, request, seconds):
+    deadline = time.monotonic() + seconds
+    while True:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        try:
+            post(connection, request)
+            return
+        except (OSError, http.client.HTTPException):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+        finally:
+            connection.close()
+
+
+class PresignedResponder:
+    name = "responder.py (pre-signed, keep-alive, no embedded certificate)"
+
     def __init__(self, root, port):
-        self.port = port
         self.log = open(f"{root}/responder-{port}.log", "w")
+        # Its own process group, so stop() reaches anything it leaves behind.
+        self.proc = subprocess.Popen([sys.executable, RESPONDER_PY, "--pki", root, "--port", str(port)],
+                                     stdout=subprocess.PIPE, stderr=self.log, start_new_session=True)
+        self.pid = self.proc.pid
+        self.served = None
+        line = self._read_line(deadline=time.monotonic() + 120)  # signing 10,000 answers takes seconds
+        if not line.startswith("ready "):
+            self.stop()
+            sys.exit(f"responder.py did not start (said {line!r}); see {self.log.name}")
+        print(f"  responder: {line}", flush=True)
+        try:
+            wait_answering(port, ocsp_request(root), seconds=10)
+        except (OSError, ValueError, http.client.HTTPException) as error:
+            self.stop()
+            sys.exit(f"responder.py does not answer: {error}")
+
+    def _read_line(self, deadline):
+        """One line from its stdout, waiting at most until `deadline` (a pipe read alone could
+        block forever on a responder that hangs)."""
+        fd, data = self.proc.stdout.fileno(), b""
+        while not data.endswith(b"\n"):
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                break
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                break
+            data += chunk
+        return data.decode(errors="replace").strip()
+
+    def stop(self):
+        # SIGTERM first: it then prints how many requests it served.
+        try:
+            os.killpg(self.pid, signal.SIGTERM)
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.pid, signal.SIGKILL)
+            self.proc.wait()
+        except ProcessLookupError:
+            self.proc.wait()
+        said = self._read_line(deadline=time.monotonic() + 1)
+        if said.startswith("served "):
+            self.served = int(said.split()[1])
+
+
+class OpenSSLResponder:
+    name = "openssl ocsp (signs each answer, embeds the CA certificate, closes each connection)"
+
+    def __init__(self, root, port):
+        self.log = open(f"{root}/responder-{port}.log", "w")
+        self.served = None
         # One process: `-multi` on OpenSSL 3.0.x sometimes never listens. Its own process
         # group, so nothing it leaves behind survives the run.
         self.proc = subprocess.Popen(
             ["openssl", "ocsp", "-index", f"{root}/index.txt", "-port", str(port), "-rsigner", f"{root}/ca.pem",
              "-rkey", f"{root}/ca.key", "-CA", f"{root}/ca.pem", "-ndays", "1"],
             stdout=self.log, stderr=self.log, start_new_session=True)
+        self.pid = self.proc.pid
         # Ready when it answers a real request: a bare probe connection that sends nothing
         # makes an openssl ocsp worker spin.
-        request = ocsp_request(root)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                post(port, request)
-                return
-            except OSError:
-                time.sleep(0.05)
-        self.stop()
-        sys.exit("responder did not start")
+        try:
+            wait_answering(port, ocsp_request(root), seconds=10)
+        except (OSError, ValueError, http.client.HTTPException) as error:
+            self.stop()
+            sys.exit(f"openssl ocsp responder did not start: {error}")
 
     def stop(self):
         try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
+            os.killpg(self.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
         self.proc.wait()
 
 
-def responder_rate(root, port, seconds=3.0, threads=8):
-    """Requests per second the responder answers on its own (POST, new connection each)."""
-    request = ocsp_request(root)
-    done = [0]
-    stop = time.monotonic() + seconds
-    lock = threading.Lock()
+RESPONDERS = {"python": PresignedResponder, "openssl": OpenSSLResponder}
 
-    def worker():
-        while time.monotonic() < stop:
-            post(port, request)
-            with lock:
-                done[0] += 1
 
-    pool = [threading.Thread(target=worker) for _ in range(threads)]
+def responder_rate(responder, root, port, seconds=3.0, threads=4, certificates=8):
+    """The responder alone: `threads` clients, each reusing one keep-alive connection, POST
+    real requests for a few certificates in turn. Returns (requests/s, responder CPU s).
+    The clients are Python too and share the 2 cores, so requests/s is a floor; requests per
+    responder CPU second is what the responder itself could sustain."""
+    paths = bundles(root)
+    requests = [ocsp_request(root, paths[i * len(paths) // certificates]) for i in range(certificates)]
+    done = [0] * threads
+    errors = []
+
+    def worker(index):
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        try:
+            k = index
+            while time.monotonic() < stop:
+                post(connection, requests[k % len(requests)])
+                done[index] += 1
+                k += 1
+        except (OSError, ValueError, http.client.HTTPException) as error:
+            errors.append(error)
+        finally:
+            connection.close()
+
+    cpu_before = cpu_seconds(responder.pid)
+    started = time.monotonic()
+    stop = started + seconds
+    pool = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
     for t in pool:
         t.start()
     for t in pool:
         t.join()
-    return done[0] / seconds
+    elapsed = time.monotonic() - started
+    if errors:
+        sys.exit(f"responder failed under load: {errors[0]!r}")
+    return sum(done) / elapsed, cpu_seconds(responder.pid) - cpu_before, sum(done)
 
 
 # ---------------------------------------------------------------------------------------
 # Measurements
 
 
-def clear_staples(root):
+def move_staples_aside(root):
+    """Empties ROOT/certs of staples before a cold run by renaming them into
+    ROOT/old-staples/<run>/. Unlinking them would skew the next run: on ext4 without a journal
+    (this machine) inode allocation skips recently deleted inodes (recently_deleted() in
+    find_inode_bit), which added much kernel CPU to the next run's file creation. A rename
+    frees no inode; delete_old_staples() removes them all after the last measurement."""
+    shelf = f"{root}/old-staples"
+    os.makedirs(shelf, exist_ok=True)
+    taken = [int(name) for name in os.listdir(shelf) if name.isdigit()]
+    run_dir = f"{shelf}/{max(taken, default=0) + 1}"
+    os.mkdir(run_dir)
     for entry in os.scandir(f"{root}/certs"):
         if entry.name.endswith(".ocsp"):
-            os.unlink(entry.path)
+            os.rename(entry.path, f"{run_dir}/{entry.name}")
+
+
+def delete_old_staples(root):
+    shutil.rmtree(f"{root}/old-staples", ignore_errors=True)
 
 
 def staple_count(root):
-    return sum(1 for e in os.scandir(f"{root}/certs") if e.name.endswith(".ocsp"))
+    """Staples Stapler wrote: ROOT/certs/*.ocsp only (not the ones moved aside, not its
+    hidden temporary files)."""
+    return sum(1 for e in os.scandir(f"{root}/certs") if e.name.endswith(".ocsp") and not e.name.startswith("."))
 
 
 def proc_status(pid):
@@ -209,12 +348,14 @@ def cpu_seconds(pid):
     return (int(parts[11]) + int(parts[12])) / CLOCK_TICKS
 
 
-def one_off(binary, root, threads):
-    clear_staples(root)
+def one_off(binary, root, threads, responder):
+    move_staples_aside(root)
+    responder_cpu = cpu_seconds(responder.pid)
     out = subprocess.run(["/usr/bin/time", "-v", binary, "--one-off", "-q", "-t", str(threads), f"{root}/certs"],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     if out.returncode != 0:
         sys.exit(f"stapler --one-off exited {out.returncode}:\n{out.stderr[-2000:]}")
+    responder_cpu = cpu_seconds(responder.pid) - responder_cpu
     t = out.stderr
 
     def field(name):
@@ -224,11 +365,12 @@ def one_off(binary, root, threads):
     seconds = float(wall[-1]) + 60 * float(wall[-2]) + (3600 * float(wall[-3]) if len(wall) > 2 else 0)
     cpu = float(field("User time (seconds)")) + float(field("System time (seconds)"))
     return {"wall": seconds, "cpu": cpu, "peak_kib": int(field("Maximum resident set size (kbytes)")),
-            "staples": staple_count(root)}
+            "staples": staple_count(root), "responder_cpu": responder_cpu}
 
 
-def daemon(binary, root, threads, n, idle_seconds):
-    clear_staples(root)
+def daemon(binary, root, threads, n, idle_seconds, responder):
+    move_staples_aside(root)
+    responder_cpu = cpu_seconds(responder.pid)
     started = time.monotonic()
     p = subprocess.Popen([binary, "-q", "-t", str(threads), "-r", "3600", f"{root}/certs"])
     try:
@@ -240,6 +382,7 @@ def daemon(binary, root, threads, n, idle_seconds):
             time.sleep(0.1)
         wall = time.monotonic() - started
         cpu = cpu_seconds(p.pid)
+        responder_cpu = cpu_seconds(responder.pid) - responder_cpu
         time.sleep(2)  # let the last pushes and frees settle
         status = proc_status(p.pid)
         fds = len(os.listdir(f"/proc/{p.pid}/fd"))
@@ -249,7 +392,7 @@ def daemon(binary, root, threads, n, idle_seconds):
         wakeups = int(after["voluntary_ctxt_switches"]) + int(after["nonvoluntary_ctxt_switches"]) - switches
         return {"wall": wall, "cpu": cpu, "idle_kib": kib(after["VmRSS"]), "peak_kib": kib(after["VmHWM"]),
                 "anon_kib": kib(after["RssAnon"]), "file_kib": kib(after["RssFile"]),
-                "threads": int(after["Threads"]), "fds": fds, "wakeups": wakeups}
+                "threads": int(after["Threads"]), "fds": fds, "wakeups": wakeups, "responder_cpu": responder_cpu}
     finally:
         p.terminate()
         p.wait()
@@ -277,48 +420,73 @@ def main():
     runs = int(os.environ.get("RUNS", "3"))
     idle_seconds = float(os.environ.get("IDLE_SECONDS", "60"))
     threads = int(os.environ.get("THREADS", "8"))
+    responder_kind = os.environ.get("RESPONDER", "python")
+    if responder_kind not in RESPONDERS:
+        sys.exit(f"RESPONDER must be one of {', '.join(RESPONDERS)}, not {responder_kind!r}")
+    Responder = RESPONDERS[responder_kind]
     os.makedirs(WORK, exist_ok=True)
     binary = os.path.abspath(args.binary)
     machine = f"{os.cpu_count()} cores, {os.uname().release}, " + \
         run(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"]).stdout.strip()
-    rows = []
-    for n in args.sizes:
-        port = free_port()
-        print(f"N={n}: preparing", flush=True)
-        root = make_pki(n, port)
-        responder = Responder(root, port)
-        try:
-            rate = responder_rate(root, port)
-            print(f"  responder alone: {rate:.0f} requests/s", flush=True)
-            oneoffs, daemons = [], []
-            for r in range(runs):
-                oneoffs.append(one_off(binary, root, threads))
-                print(f"  one-off run {r + 1}: {oneoffs[-1]}", flush=True)
-                daemons.append(daemon(binary, root, threads, n, idle_seconds))
-                print(f"  daemon run {r + 1}: {daemons[-1]}", flush=True)
-            rescan = rescan_cost(binary, root)
-        finally:
-            responder.stop()
+    print(f"Responder: {Responder.name}", flush=True)
+    rows, roots = [], []
+    try:
+        for n in args.sizes:
+            print(f"N={n}: preparing", flush=True)
+            cached = cached_pki(n)
+            if cached:
+                root, port = cached
+            else:
+                port = free_port()
+                root = make_pki(n, port)
+            roots.append(root)
+            responder = Responder(root, port)
+            try:
+                rate, rate_cpu, rate_count = responder_rate(responder, root, port)
+                per_cpu = rate_count / rate_cpu if rate_cpu > 0 else float("inf")
+                print(f"  responder alone: {rate:.0f} requests/s over keep-alive; {rate_count} requests "
+                      f"took {rate_cpu:.2f} responder CPU s ({per_cpu:.0f} per CPU second)", flush=True)
+                oneoffs, daemons = [], []
+                for r in range(runs):
+                    oneoffs.append(one_off(binary, root, threads, responder))
+                    print(f"  one-off run {r + 1}: {oneoffs[-1]}", flush=True)
+                    daemons.append(daemon(binary, root, threads, n, idle_seconds, responder))
+                    print(f"  daemon run {r + 1}: {daemons[-1]}", flush=True)
+                rescan = rescan_cost(binary, root)
+            finally:
+                responder.stop()
+            if responder.served is not None:
+                print(f"  responder served {responder.served} requests in all", flush=True)
 
-        def med(items, key):
-            return statistics.median(i[key] for i in items)
+            def med(items, key):
+                return statistics.median(i[key] for i in items)
 
-        rows.append((n, med(oneoffs, "wall"), med(daemons, "wall"), med(oneoffs, "cpu") / n * 1000,
-                     med(oneoffs, "peak_kib") / 1024, med(daemons, "peak_kib") / 1024,
-                     med(daemons, "idle_kib") / 1024, med(daemons, "threads"), med(daemons, "fds"),
-                     med(daemons, "wakeups"), rescan * 1000, rate,
-                     med(daemons, "anon_kib") / 1024, med(daemons, "file_kib") / 1024))
+            rows.append((n, med(oneoffs, "wall"), med(daemons, "wall"), med(oneoffs, "cpu") / n * 1000,
+                         med(oneoffs, "peak_kib") / 1024, med(daemons, "peak_kib") / 1024,
+                         med(daemons, "idle_kib") / 1024, med(daemons, "threads"), med(daemons, "fds"),
+                         med(daemons, "wakeups"), rescan * 1000, rate,
+                         med(daemons, "anon_kib") / 1024, med(daemons, "file_kib") / 1024,
+                         med(oneoffs, "responder_cpu"), med(daemons, "responder_cpu"), per_cpu))
+    finally:
+        # Only now, after every measurement of every size: see move_staples_aside().
+        for root in roots:
+            delete_old_staples(root)
     print()
-    print(f"Machine: {machine}; {runs} runs per size, medians; -t {threads}; idle window {idle_seconds:.0f} s")
+    print(f"Machine: {machine}; {runs} runs per size, medians; -t {threads}; idle window {idle_seconds:.0f} s; "
+          f"responder: {Responder.name}")
     print()
     print("| N | one-off wall (s) | daemon wall (s) | CPU per 1,000 staples (s) | one-off peak RSS (MB) "
           "| daemon peak RSS (MB) | daemon idle RSS (MB) | of which anonymous / file-backed (MB) | threads | fds "
-          "| wakeups idle | rescan CPU (ms) | responder alone (req/s) |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "| wakeups idle | rescan CPU (ms) | responder CPU during one-off / daemon (s) "
+          "| responder alone (req/s; per responder CPU s) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r[0]} | {r[1]:.2f} | {r[2]:.2f} | {r[3]:.3f} | {r[4]:.1f} | {r[5]:.1f} | {r[6]:.1f} "
-              f"| {r[12]:.1f} / {r[13]:.1f} | {r[7]:.0f} | {r[8]:.0f} | {r[9]:.0f} | {r[10]:.1f} | {r[11]:.0f} |")
+              f"| {r[12]:.1f} / {r[13]:.1f} | {r[7]:.0f} | {r[8]:.0f} | {r[9]:.0f} | {r[10]:.1f} "
+              f"| {r[14]:.2f} / {r[15]:.2f} | {r[11]:.0f}; {r[16]:.0f} |")
     print()
+    print(f"Responder: {Responder.name}. Its CPU during a run is read from /proc/PID/stat; on "
+          f"{os.cpu_count()} cores it competes with Stapler for CPU, so compare it with the wall times.")
     print("File-backed resident pages are shared libraries (libcurl and its dependencies, libcrypto)"
           " and the binary itself, shared with every other process mapping them.")
 

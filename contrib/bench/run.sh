@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Stapler benchmark: builds the release binary, generates N certificates under a throwaway
-# CA (1,000 and 10,000 by default), serves them from a local `openssl ocsp` responder and
-# measures Stapler cold (--one-off and as a daemon), idle and rescanning.
+# CA (1,000 and 10,000 by default; kept in /tmp/stapler-bench for the next run), serves them
+# from a local responder with pre-signed answers (contrib/bench/responder.py) and measures
+# Stapler cold (--one-off and as a daemon), idle and rescanning.
 #
 #   contrib/bench/run.sh [N ...]        e.g. contrib/bench/run.sh 1000 10000
 #   RUNS=3 IDLE_SECONDS=60 contrib/bench/run.sh 10000
@@ -11,6 +12,7 @@ contrib/install-prerequisites.sh
 need=()
 command -v python3 >/dev/null || need+=(python3)
 [ -x /usr/bin/time ] || need+=(time)
+python3 -c 'import cryptography' 2>/dev/null || need+=(python3-cryptography)
 if ((${#need[@]})); then
     sudo_cmd=(); [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
     "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
