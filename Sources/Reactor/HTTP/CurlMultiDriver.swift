@@ -13,6 +13,8 @@ final class CurlMultiDriver {
     private let loop: EventLoop
     private var watched: [curl_socket_t: IORegistration] = [:]
     private var timer: TimerHandle?
+    /// Bumped whenever curl changes its timeout, so a deferred "now" it replaced does nothing.
+    private var timerGeneration: UInt64 = 0
     private var insideCurl = false
     /// Sockets the loop refused to watch, with the transfer that owns them.
     private var unwatchable: [(easy: UnsafeMutableRawPointer, error: SystemError)] = []
@@ -102,8 +104,19 @@ final class CurlMultiDriver {
     private func timerChanged(_ timeoutMS: Int) {
         if let timer { loop.cancel(timer) }
         timer = nil
+        timerGeneration &+= 1
         guard timeoutMS >= 0 else { return }
-        // Even 0 goes through the loop: calling curl from here would be re-entrant.
+        // Even 0 goes through the loop: calling curl from here would be re-entrant. It goes
+        // as deferred work, not as a timer: curl asks for "now" several times per transfer,
+        // and a timer would cost a timerfd_settime and a wakeup each time.
+        if timeoutMS == 0 {
+            let generation = timerGeneration
+            loop.executeSoon { [weak self] in
+                guard let self, self.timerGeneration == generation else { return }
+                self.act(on: CCURL_SOCKET_TIMEOUT, events: 0)
+            }
+            return
+        }
         timer = loop.schedule(after: .milliseconds(timeoutMS)) { [weak self] in
             guard let self else { return }
             self.timer = nil
