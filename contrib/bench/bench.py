@@ -342,6 +342,15 @@ def kib(value):
     return int(value.split()[0])
 
 
+def pss_kib(pid):
+    """Proportional set size: shared pages divided among the processes mapping them."""
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for line in f:
+            if line.startswith("Pss:"):
+                return kib(line.partition(":")[2])
+    return 0
+
+
 def cpu_seconds(pid):
     with open(f"/proc/{pid}/stat") as f:
         parts = f.read().rsplit(")", 1)[1].split()
@@ -391,7 +400,7 @@ def daemon(binary, root, threads, n, idle_seconds, responder):
         after = proc_status(p.pid)
         wakeups = int(after["voluntary_ctxt_switches"]) + int(after["nonvoluntary_ctxt_switches"]) - switches
         return {"wall": wall, "cpu": cpu, "idle_kib": kib(after["VmRSS"]), "peak_kib": kib(after["VmHWM"]),
-                "anon_kib": kib(after["RssAnon"]), "file_kib": kib(after["RssFile"]),
+                "anon_kib": kib(after["RssAnon"]), "file_kib": kib(after["RssFile"]), "pss_kib": pss_kib(p.pid),
                 "threads": int(after["Threads"]), "fds": fds, "wakeups": wakeups, "responder_cpu": responder_cpu}
     finally:
         p.terminate()
@@ -466,7 +475,8 @@ def main():
                          med(daemons, "idle_kib") / 1024, med(daemons, "threads"), med(daemons, "fds"),
                          med(daemons, "wakeups"), rescan * 1000, rate,
                          med(daemons, "anon_kib") / 1024, med(daemons, "file_kib") / 1024,
-                         med(oneoffs, "responder_cpu"), med(daemons, "responder_cpu"), per_cpu))
+                         med(oneoffs, "responder_cpu"), med(daemons, "responder_cpu"), per_cpu,
+                         med(daemons, "pss_kib") / 1024))
     finally:
         # Only now, after every measurement of every size: see move_staples_aside().
         for root in roots:
@@ -476,19 +486,21 @@ def main():
           f"responder: {Responder.name}")
     print()
     print("| N | one-off wall (s) | daemon wall (s) | CPU per 1,000 staples (s) | one-off peak RSS (MB) "
-          "| daemon peak RSS (MB) | daemon idle RSS (MB) | of which anonymous / file-backed (MB) | threads | fds "
+          "| daemon peak RSS (MB) | daemon idle RSS (MB) | of which anonymous / file-backed (MB) | idle PSS (MB) "
+          "| threads | fds "
           "| wakeups idle | rescan CPU (ms) | responder CPU during one-off / daemon (s) "
           "| responder alone (req/s; per responder CPU s) |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r[0]} | {r[1]:.2f} | {r[2]:.2f} | {r[3]:.3f} | {r[4]:.1f} | {r[5]:.1f} | {r[6]:.1f} "
-              f"| {r[12]:.1f} / {r[13]:.1f} | {r[7]:.0f} | {r[8]:.0f} | {r[9]:.0f} | {r[10]:.1f} "
+              f"| {r[12]:.1f} / {r[13]:.1f} | {r[17]:.1f} | {r[7]:.0f} | {r[8]:.0f} | {r[9]:.0f} | {r[10]:.1f} "
               f"| {r[14]:.2f} / {r[15]:.2f} | {r[11]:.0f}; {r[16]:.0f} |")
     print()
     print(f"Responder: {Responder.name}. Its CPU during a run is read from /proc/PID/stat; on "
           f"{os.cpu_count()} cores it competes with Stapler for CPU, so compare it with the wall times.")
     print("File-backed resident pages are shared libraries (libcurl and its dependencies, libcrypto)"
-          " and the binary itself, shared with every other process mapping them.")
+          " and the binary itself, shared with every other process mapping them; PSS counts each"
+          " shared page divided by the number of processes mapping it.")
 
 
 if __name__ == "__main__":
