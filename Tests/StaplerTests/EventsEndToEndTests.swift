@@ -39,7 +39,7 @@ final class EventsEndToEndTests: XCTestCase {
         }
     }
 
-    nonisolated(unsafe) private static var sharedFixture: Fixture?
+    private static let shared = SharedFixture(make: { try Fixture() }, release: { $0.responder.stop() })
 
     private var fixture: Fixture!
     private var pki: TestPKI { fixture.pki }
@@ -52,8 +52,7 @@ final class EventsEndToEndTests: XCTestCase {
     private let prompt: TimeInterval = 2
 
     override func setUpWithError() throws {
-        if Self.sharedFixture == nil { Self.sharedFixture = try Fixture() }
-        fixture = Self.sharedFixture
+        fixture = try Self.shared.value()
         temp = try TemporaryDirectory(prefix: "stapler-events")
     }
 
@@ -67,8 +66,8 @@ final class EventsEndToEndTests: XCTestCase {
     }
 
     override class func tearDown() {
-        sharedFixture?.responder.stop()
-        sharedFixture = nil
+        shared.tearDown()
+        super.tearDown()
     }
 
     // MARK: 1. New certificates

@@ -39,16 +39,10 @@ final class HardeningFaultTests: XCTestCase {
 
     static let crowd = 2000
 
-    nonisolated(unsafe) private static var shared: Fixture?
-    nonisolated(unsafe) private static var sharedError: Error?
-
-    override class func setUp() {
-        super.setUp()
-        do { shared = try Fixture() } catch { sharedError = error }
-    }
+    private static let shared = SharedFixture { try Fixture() }
 
     override class func tearDown() {
-        shared = nil
+        shared.tearDown()
         super.tearDown()
     }
 
@@ -57,8 +51,7 @@ final class HardeningFaultTests: XCTestCase {
     private var work: TemporaryDirectory!
 
     override func setUpWithError() throws {
-        if let error = Self.sharedError { throw error }
-        fixture = try XCTUnwrap(Self.shared)
+        fixture = try Self.shared.value()
         work = try TemporaryDirectory(prefix: "stapler-hardening-faults-test")
     }
 

@@ -23,17 +23,10 @@ final class HardeningFileTests: XCTestCase {
         }
     }
 
-    nonisolated(unsafe) private static var shared: Fixture?
-    nonisolated(unsafe) private static var sharedError: Error?
-
-    override class func setUp() {
-        super.setUp()
-        do { shared = try Fixture() } catch { sharedError = error }
-    }
+    private static let shared = SharedFixture(make: { try Fixture() }, release: { $0.responder.stop() })
 
     override class func tearDown() {
-        shared?.responder.stop()
-        shared = nil
+        shared.tearDown()
         super.tearDown()
     }
 
@@ -42,8 +35,7 @@ final class HardeningFileTests: XCTestCase {
     private var work: TemporaryDirectory!
 
     override func setUpWithError() throws {
-        if let error = Self.sharedError { throw error }
-        fixture = try XCTUnwrap(Self.shared)
+        fixture = try Self.shared.value()
         work = try TemporaryDirectory(prefix: "stapler-hardening-files-test")
     }
 

@@ -63,21 +63,10 @@ final class PipelineEndToEndTests: XCTestCase {
         }
     }
 
-    nonisolated(unsafe) private static var shared: Fixture?
-    nonisolated(unsafe) private static var sharedError: Error?
-
-    override class func setUp() {
-        super.setUp()
-        do {
-            shared = try Fixture()
-        } catch {
-            sharedError = error
-        }
-    }
+    private static let shared = SharedFixture(make: { try Fixture() }, release: { $0.responder.stop() })
 
     override class func tearDown() {
-        shared?.responder.stop()
-        shared = nil
+        shared.tearDown()
         super.tearDown()
     }
 
@@ -88,8 +77,7 @@ final class PipelineEndToEndTests: XCTestCase {
     private var work: TemporaryDirectory!
 
     override func setUpWithError() throws {
-        if let error = Self.sharedError { throw error }
-        fixture = try XCTUnwrap(Self.shared)
+        fixture = try Self.shared.value()
         work = try TemporaryDirectory(prefix: "stapler-pipeline-test")
     }
 
