@@ -15,14 +15,6 @@ final class HAProxyEndToEndTests: XCTestCase {
     private var responderPort: UInt16 = 0
     private var responderURL: String { "http://127.0.0.1:\(responderPort)/" }
 
-    /// A certificate bundle HAProxy serves as `<name>.test`.
-    private struct Site {
-        let name: String
-        let leaf: TestPKI.Leaf
-        let bundle: String
-        var serverName: String { "\(name).test" }
-    }
-
     override func setUpWithError() throws {
         guard (try? Shell.resolve("haproxy")) != nil else { throw XCTSkip("haproxy is not installed") }
         temp = try TemporaryDirectory(prefix: "stapler-hapd")
@@ -285,14 +277,8 @@ final class HAProxyEndToEndTests: XCTestCase {
         return path
     }
 
-    private func makeSite(_ name: String, in directory: String, stapleAtStart: Bool) throws -> Site {
-        let leaf = try pki.issueLeaf(commonName: "\(name).test", ocspURLs: [responderURL])
-        let site = Site(name: name, leaf: leaf, bundle: "\(directory)/\(name).pem")
-        try pki.writeBundle(leaf, to: site.bundle)
-        if stapleAtStart {
-            try pki.ocspResponse(for: leaf).write(to: URL(fileURLWithPath: site.bundle + ".ocsp"))
-        }
-        return site
+    private func makeSite(_ name: String, in directory: String, stapleAtStart: Bool) throws -> HAProxySite {
+        try pki.haproxySite(name, in: directory, ocspURL: responderURL, stapleAtStart: stapleAtStart)
     }
 
     private func startResponderOnce() throws {
@@ -334,7 +320,7 @@ final class HAProxyEndToEndTests: XCTestCase {
     }
 
     /// What a TLS client is stapled, given a moment: the log line comes just before.
-    private func expectStaple(_ expected: StapleSeenByClient, for site: Site, from haproxy: HAProxyProcess,
+    private func expectStaple(_ expected: StapleSeenByClient, for site: HAProxySite, from haproxy: HAProxyProcess,
                               file: StaticString = #filePath, line: UInt = #line) {
         var seen: StapleSeenByClient?
         _ = waitUntil(timeout: 5, interval: 0.1) {

@@ -12,14 +12,6 @@ final class HAProxyLiveTests: XCTestCase {
     private var loop: EventLoop!
     private var events: [HAProxyClientEvent] = []
 
-    /// A certificate bundle HAProxy serves as `<name>.test`.
-    private struct Site {
-        let name: String
-        let leaf: TestPKI.Leaf
-        let bundle: String
-        var serverName: String { "\(name).test" }
-    }
-
     override func setUpWithError() throws {
         guard (try? Shell.resolve("haproxy")) != nil else { throw XCTSkip("haproxy is not installed") }
         temp = try TemporaryDirectory(prefix: "stapler-haproxy")
@@ -262,17 +254,11 @@ final class HAProxyLiveTests: XCTestCase {
         return path
     }
 
-    private func makeSite(_ name: String, in directory: String, stapleAtStart: Bool) throws -> Site {
-        let leaf = try pki.issueLeaf(commonName: "\(name).test", ocspURLs: ["http://127.0.0.1:9/"])
-        let site = Site(name: name, leaf: leaf, bundle: "\(directory)/\(name).pem")
-        try pki.writeBundle(leaf, to: site.bundle)
-        if stapleAtStart {
-            try pki.ocspResponse(for: leaf).write(to: URL(fileURLWithPath: site.bundle + ".ocsp"))
-        }
-        return site
+    private func makeSite(_ name: String, in directory: String, stapleAtStart: Bool) throws -> HAProxySite {
+        try pki.haproxySite(name, in: directory, ocspURL: "http://127.0.0.1:9/", stapleAtStart: stapleAtStart)
     }
 
-    private func staple(for site: Site) throws -> [UInt8] {
+    private func staple(for site: HAProxySite) throws -> [UInt8] {
         [UInt8](try pki.ocspResponse(for: site.leaf))
     }
 
