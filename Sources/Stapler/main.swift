@@ -8,16 +8,6 @@ import Reactor
 let arguments = Array(CommandLine.arguments.dropFirst())
 let environment = ProcessEnvironment.current()
 
-func standardError(_ text: String) {
-    let bytes = Array((text.hasSuffix("\n") ? text : text + "\n").utf8)
-    _ = bytes.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
-}
-
-func standardOutput(_ text: String) {
-    let bytes = Array(text.utf8)
-    _ = bytes.withUnsafeBytes { write(1, $0.baseAddress, $0.count) }
-}
-
 let command: Command
 do {
     command = try ConfigurationLoader.load(arguments: arguments, environment: environment)

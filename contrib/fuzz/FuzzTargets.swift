@@ -3,17 +3,6 @@
 // STAPLER_FUZZ_TARGET picks the target: pem, config, haproxycfg, framer, ocsp.
 import Glibc
 
-// main.swift is left out (libFuzzer brings its own main); these are the two helpers it defines.
-func standardError(_ text: String) {
-    let bytes = Array((text.hasSuffix("\n") ? text : text + "\n").utf8)
-    _ = bytes.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
-}
-
-func standardOutput(_ text: String) {
-    let bytes = Array(text.utf8)
-    _ = bytes.withUnsafeBytes { write(1, $0.baseAddress, $0.count) }
-}
-
 enum FuzzTarget: String {
     case pem, config, haproxycfg, framer, ocsp
 }
