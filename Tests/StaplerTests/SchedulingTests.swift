@@ -55,6 +55,39 @@ final class RefreshPolicyTests: XCTestCase {
         XCTAssertEqual(expiring, now + 3600)
     }
 
+    /// Times come from responders and config files: the extremes of Int64 saturate instead of
+    /// trapping, and the answer stays inside [now + minimumDelay, notAfter] where that exists.
+    func testExtremeTimesSaturateInsteadOfTrapping() {
+        let extremes: [Int64] = [.min, .min + 1, -1, 0, 1, now, .max - 1, .max]
+        for thisUpdate in extremes {
+            for nextUpdate in extremes {
+                for maxAge in [nil, 0, 1, CacheControl.maximumMaxAge, .max] as [Int64?] {
+                    for fetchedAt in [Int64.min, now, .max] {
+                        let due = policy.nextRefresh(thisUpdate: thisUpdate, nextUpdate: nextUpdate, fetchedAt: fetchedAt,
+                                                     cacheMaxAge: maxAge, certificateNotAfter: farFuture, now: now,
+                                                     random: 0.999)
+                        XCTAssertLessThanOrEqual(due, farFuture)
+                        XCTAssertGreaterThanOrEqual(due, now + 30)
+                    }
+                }
+            }
+            _ = policy.isRecyclable(nextUpdate: thisUpdate, now: now)
+        }
+        let huge = RefreshPolicy(minimumValidity: .max, jitterFraction: 0.05, minimumDelay: .max)
+        XCTAssertEqual(huge.nextRefresh(thisUpdate: .min, nextUpdate: .max, fetchedAt: .max, cacheMaxAge: .max,
+                                        certificateNotAfter: .max, now: .max, random: 1), .max)
+        XCTAssertFalse(huge.isRecyclable(nextUpdate: .min, now: .min))
+        let negative = RefreshPolicy(minimumValidity: .min, jitterFraction: 0.05, minimumDelay: .min)
+        XCTAssertTrue(negative.isRecyclable(nextUpdate: .max, now: .max - 1))
+    }
+
+    /// The overflow found in the wild: max-age Int64.max on a staple fetched now.
+    func testMaxAgeOfInt64MaxIsIgnoredLikeAnyMaxAgePastTheSafeRefresh() {
+        let due = policy.nextRefresh(thisUpdate: now, nextUpdate: now + 86400, fetchedAt: now,
+                                     cacheMaxAge: .max, certificateNotAfter: farFuture, now: now, random: 0)
+        XCTAssertEqual(due, now + 43200)
+    }
+
     func testRecyclesOnlyStaplesWithMoreThanMinimumValidityLeft() {
         XCTAssertTrue(policy.isRecyclable(nextUpdate: now + 7201, now: now))
         XCTAssertFalse(policy.isRecyclable(nextUpdate: now + 7200, now: now))
@@ -68,27 +101,22 @@ final class RetryBackoffTests: XCTestCase {
         let delays = (1...10).map { backoff.delay(failures: $0, urgent: false, random: 0.5) }
         XCTAssertEqual(delays, [30, 60, 120, 240, 480, 960, 1920, 3600, 3600, 3600])
         XCTAssertEqual(backoff.delay(failures: 1000, urgent: false, random: 0.5), 3600, "no overflow")
+        XCTAssertEqual(backoff.delay(failures: .max, urgent: false, random: 0.5), 3600)
+        XCTAssertEqual(backoff.delay(failures: .min, urgent: false, random: 0.5), 30)
     }
 
     func testUrgentRetriesStayWithinFiveMinutes() {
         XCTAssertEqual(backoff.delay(failures: 8, urgent: true, random: 0.5), 300)
     }
 
+    func testExtremeSettingsSaturate() {
+        let huge = RetryBackoff(initial: .max, maximum: .max, urgentMaximum: .max, jitterFraction: 1)
+        XCTAssertEqual(huge.delay(failures: 40, urgent: false, random: 1), .max)
+        XCTAssertGreaterThanOrEqual(huge.delay(failures: 40, urgent: true, random: 0), 1)
+    }
+
     func testJitterStaysWithinTenPercent() {
         XCTAssertEqual(backoff.delay(failures: 3, urgent: false, random: 0), 108)
         XCTAssertEqual(backoff.delay(failures: 3, urgent: false, random: 1), 132)
-    }
-}
-
-final class CacheControlTests: XCTestCase {
-    func testReadsMaxAge() {
-        XCTAssertEqual(CacheControl.maxAge("max-age=3600"), 3600)
-        XCTAssertEqual(CacheControl.maxAge("public, max-age=86400, no-transform"), 86400)
-        XCTAssertEqual(CacheControl.maxAge("public, MAX-AGE = \"60\""), 60)
-        XCTAssertNil(CacheControl.maxAge("no-cache, max-age=60"))
-        XCTAssertNil(CacheControl.maxAge("max-age=abc"))
-        XCTAssertNil(CacheControl.maxAge("max-age=-5"))
-        XCTAssertNil(CacheControl.maxAge(nil))
-        XCTAssertNil(CacheControl.maxAge("public"))
     }
 }

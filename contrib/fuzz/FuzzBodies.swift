@@ -57,4 +57,23 @@ enum FuzzBodies {
         _ = try? OCSPResponseVerifier.verify(bytes, for: record, now: now)
         _ = try? OCSPResponseVerifier.verify(bytes, for: record, now: now, expectedNonce: [0x04, 0x02, 0x01, 0x02])
     }
+
+    /// A responder's Cache-Control and Content-Type values (split at the first NUL), and the
+    /// refresh the daemon would plan from that max-age, with times taken from the input too.
+    static func headers(_ bytes: [UInt8]) {
+        let split = bytes.firstIndex(of: 0) ?? bytes.endIndex
+        let cacheControl = String(decoding: bytes[..<split], as: UTF8.self)
+        let contentType = String(decoding: bytes[min(split + 1, bytes.endIndex)...], as: UTF8.self)
+        _ = Daemon.isOCSPContentType(contentType)
+        let maxAge = CacheControl.maxAge(cacheControl)
+        // The last 24 bytes as three Int64s: every extreme of the type is reachable.
+        let tail = Array(repeating: 0, count: max(0, 24 - bytes.count)) + Array(bytes.suffix(24))
+        let times = (0..<3).map { word in
+            Int64(bitPattern: tail[word * 8 ..< word * 8 + 8].reduce(UInt64(0)) { $0 << 8 | UInt64($1) })
+        }
+        let policy = RefreshPolicy(minimumValidity: times[2])
+        _ = policy.nextRefresh(thisUpdate: times[0], nextUpdate: times[1], fetchedAt: times[2], cacheMaxAge: maxAge,
+                               certificateNotAfter: times[1] ^ times[2], now: times[0] &- times[2], random: 0.5)
+        _ = policy.isRecyclable(nextUpdate: times[1], now: times[0])
+    }
 }

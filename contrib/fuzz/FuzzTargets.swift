@@ -1,10 +1,23 @@
 // libFuzzer entry points for the parsers that read hostile bytes. Compiled by run.sh
 // together with the daemon's sources (all in one module, so internal types are reachable);
-// STAPLER_FUZZ_TARGET picks the target: pem, config, haproxycfg, framer, ocsp.
+// STAPLER_FUZZ_TARGET picks the target. This enum is the one list of targets: run.sh asks
+// the binary for it (STAPLER_FUZZ_TARGET=list), and contrib/fuzz/README.md explains each.
 import Glibc
 
-enum FuzzTarget: String {
-    case pem, config, haproxycfg, framer, ocsp
+enum FuzzTarget: String, CaseIterable {
+    case pem, config, haproxycfg, framer, ocsp, headers
+
+    /// What the target feeds its input to, as `run.sh` and the README list it.
+    var summary: String {
+        switch self {
+        case .pem: "PEM splitter, certificate decoding, bundle parsing"
+        case .config: "stapler/stapled config file parser"
+        case .haproxycfg: "haproxy.cfg tokenizer and reader"
+        case .framer: "HAProxy runtime API answer framer and answer classifier"
+        case .ocsp: "OCSP response verification against a fixed issuer"
+        case .headers: "responder Cache-Control and Content-Type, through to the refresh schedule"
+        }
+    }
 }
 
 nonisolated(unsafe) private var target = FuzzTarget.pem
@@ -17,8 +30,13 @@ nonisolated(unsafe) private var fixedNow: Int64 = 0
 public func fuzzInitialize(_ argc: UnsafeMutablePointer<Int32>,
                            _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>) -> Int32 {
     func environment(_ name: String) -> String? { getenv(name).map { String(cString: $0) } }
+    if environment("STAPLER_FUZZ_TARGET") == "list" {
+        for target in FuzzTarget.allCases { standardOutput("\(target.rawValue)\t\(target.summary)\n") }
+        exit(0)
+    }
     guard let name = environment("STAPLER_FUZZ_TARGET"), let chosen = FuzzTarget(rawValue: name) else {
-        standardError("set STAPLER_FUZZ_TARGET to one of: pem config haproxycfg framer ocsp")
+        standardError("set STAPLER_FUZZ_TARGET to list or one of: "
+                      + FuzzTarget.allCases.map(\.rawValue).joined(separator: " "))
         exit(2)
     }
     target = chosen
@@ -47,6 +65,7 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     case .haproxycfg: FuzzBodies.haproxyConfig(bytes)
     case .framer: FuzzBodies.framer(bytes)
     case .ocsp: FuzzBodies.ocsp(bytes, record: record!, now: fixedNow)
+    case .headers: FuzzBodies.headers(bytes)
     }
     return 0
 }

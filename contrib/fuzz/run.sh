@@ -1,10 +1,7 @@
 #!/bin/bash
-# Fuzzes the parsers that read hostile bytes with libFuzzer (and AddressSanitizer):
-#   pem         PEM splitter, certificate decoding, bundle parsing
-#   config      stapler/stapled config file parser
-#   haproxycfg  haproxy.cfg tokenizer and reader
-#   framer      HAProxy runtime API answer framer
-#   ocsp        OCSP response verification against a fixed issuer
+# Fuzzes the parsers that read hostile bytes with libFuzzer (and AddressSanitizer). The
+# targets are listed once, in contrib/fuzz/FuzzTargets.swift; this script asks the built
+# binary for them (STAPLER_FUZZ_TARGET=list) and contrib/fuzz/README.md describes them.
 #
 # Usage: contrib/fuzz/run.sh [seconds per target] [target ...]
 # Findings (crash-*, leak-*, timeout-*) are kept in $FUZZ_WORK/artifacts; the corpus grows in
@@ -14,7 +11,6 @@ set -euo pipefail
 seconds=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(pem config haproxycfg framer ocsp)
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
 work=${FUZZ_WORK:-/tmp/stapler-fuzz}
@@ -45,6 +41,10 @@ swiftc -parse-as-library -module-name Reactor -sanitize="$sanitizers" -O -g \
     "$build/CEpoll.o" "$build/CCurl.o" "$build/COpenSSL.o" -lcurl -lssl -lcrypto \
     -o "$build/stapler-fuzz" >> "$build_log" 2>&1 || { grep -v 'Cannot export local symbol' "$build_log"; exit 2; }
 
+mapfile -t all_targets < <(STAPLER_FUZZ_TARGET=list "$build/stapler-fuzz" 2>/dev/null | cut -f1)
+[ ${#all_targets[@]} -gt 0 ] || { echo "the fuzz binary lists no targets" >&2; exit 2; }
+[ ${#targets[@]} -gt 0 ] || targets=("${all_targets[@]}")
+
 echo "making seeds in $work/seeds"
 pki="$work/seeds/pki"
 rm -rf "$pki" && mkdir -p "$pki"
@@ -64,7 +64,7 @@ rm -rf "$pki" && mkdir -p "$pki"
     openssl ocsp -index index.txt -rsigner ca.pem -rkey ca.key -CA ca.pem -issuer ca.pem -cert leaf.pem \
         -respout nonext.der -no_nonce >/dev/null 2>&1
 )
-for target in pem config haproxycfg framer ocsp; do mkdir -p "$work/seeds/$target" "$work/corpus/$target"; done
+for target in "${all_targets[@]}"; do mkdir -p "$work/seeds/$target" "$work/corpus/$target"; done
 cp "$pki/bundle.pem" "$pki/ca.pem" "$pki/leaf.key" "$work/seeds/pem/"
 cp "$root/contrib/stapler.conf" "$work/seeds/config/" 2>/dev/null || true
 printf '[stapled]\ncert-paths = [/a, "/b c"]\nrecursive\nverbosity: 3\nminimum-validity 3600 ; note\n' > "$work/seeds/config/small.conf"
@@ -75,6 +75,8 @@ printf '\x10+ + OCSP Response updated!\n\n> ' > "$work/seeds/framer/update"
 printf '\x04# filename\n/etc/a.pem\n/etc/b c.pem\n\n> ' > "$work/seeds/framer/list"
 cp "$pki/good.der" "$pki/nonext.der" "$work/seeds/ocsp/"
 printf '\x30\x03\x0a\x01\x03' > "$work/seeds/ocsp/trylater.der"
+printf 'public, max-age=86400\0application/ocsp-response; charset=x' > "$work/seeds/headers/typical"
+printf 'max-age="60", no-transform, =\0Application/OCSP-Response\x7f\xff\xff\xff\xff\xff\xff\xff' > "$work/seeds/headers/extremes"
 
 status=0
 export STAPLER_FUZZ_BUNDLE="$pki/bundle.pem"

@@ -12,7 +12,7 @@ extension Daemon {
         if let timer = certificate.timer { loop.cancel(timer) }
         certificate.timer = nil
         let now = UTCTime.now()
-        let runningOut = certificate.staple.map { $0.nextUpdate - now < minimumValidity } ?? false
+        let runningOut = certificate.staple.map { $0.nextUpdate.saturatingSubtract(now) < minimumValidity } ?? false
         queue.push(certificate, group: responderOrigin(of: record), urgent: urgent || record.mustStaple || runningOut)
         schedulePump()
     }
@@ -221,7 +221,7 @@ extension Daemon {
         statistics.fetchesFailed += 1
         certificate.failures += 1
         let now = UTCTime.now()
-        let urgent = certificate.staple.map { $0.nextUpdate - now < minimumValidity } ?? true
+        let urgent = certificate.staple.map { $0.nextUpdate.saturatingSubtract(now) < minimumValidity } ?? true
         let mustStaple = certificate.record?.mustStaple ?? false
         let delay = retryBackoff.delay(failures: certificate.failures, urgent: urgent || mustStaple,
                                        random: randomFraction())
@@ -233,7 +233,7 @@ extension Daemon {
             if urgent && mustStaple { logger.critical(line) } else if urgent { logger.error(line) } else { logger.warning(line) }
         }
         certificate.lastError = reason
-        if !options.oneOff { scheduleRefresh(certificate, at: now + delay, now: now) }
+        if !options.oneOff { scheduleRefresh(certificate, at: now.saturatingAdd(delay), now: now) }
     }
 
     func scheduleRefresh(_ certificate: TrackedCertificate, at due: Int64, now: Int64) {
@@ -243,7 +243,7 @@ extension Daemon {
             certificate.timer = nil
             return
         }
-        certificate.timer = loop.schedule(after: .seconds(max(0, due - now))) { [weak self, weak certificate] in
+        certificate.timer = loop.schedule(after: .seconds(max(0, due.saturatingSubtract(now)))) { [weak self, weak certificate] in
             guard let self, let certificate else { return }
             certificate.timer = nil
             self.enqueue(certificate)

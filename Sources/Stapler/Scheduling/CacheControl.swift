@@ -1,28 +1,59 @@
 /// The parts of an HTTP Cache-Control header that matter for OCSP (RFC 5019 §6).
+///
+/// The header comes from the network (a responder, or anyone on the plain-HTTP path to it),
+/// so the parser works on bytes, never indexes past what it checked, and turns every shape
+/// it does not understand into "no promise" rather than an error or a trap.
 enum CacheControl {
-    /// `max-age` in seconds, or nil when absent or malformed. `no-cache`/`no-store` mean
-    /// nothing fresher is promised, so they yield nil as well.
+    /// The largest max-age taken at its word: RFC 9111 §1.2.2 has caches treat any larger
+    /// delta-seconds as 2^31. Anything beyond it would only feed overflow into time arithmetic.
+    static let maximumMaxAge: Int64 = 2_147_483_648
+
+    /// `max-age` in seconds (capped at `maximumMaxAge`), or nil when absent or malformed.
+    /// `no-cache`/`no-store` mean nothing fresher is promised, so they yield nil as well.
     static func maxAge(_ header: String?) -> Int64? {
         guard let header else { return nil }
         var maxAge: Int64?
-        for directive in header.split(separator: ",") {
-            let parts = directive.split(separator: "=", maxSplits: 1)
-            let name = parts[0].trimmingASCIISpaces().lowercased()
-            if name == "no-cache" || name == "no-store" { return nil }
-            guard name == "max-age", parts.count == 2 else { continue }
-            var value = parts[1].trimmingASCIISpaces()
-            if value.hasPrefix("\"") && value.hasSuffix("\"") && value.count >= 2 {
-                value = String(value.dropFirst().dropLast())
-            }
-            guard let seconds = Int64(value), seconds >= 0 else { return nil }
+        for directive in header.utf8.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: true) {
+            let equals = directive.firstIndex(of: UInt8(ascii: "="))
+            let name = trimmed(directive[..<(equals ?? directive.endIndex)])
+            if equalsIgnoringASCIICase(name, "no-cache") || equalsIgnoringASCIICase(name, "no-store") { return nil }
+            guard equalsIgnoringASCIICase(name, "max-age"), let equals else { continue }
+            guard let seconds = deltaSeconds(trimmed(directive[directive.index(after: equals)...])) else { return nil }
             maxAge = seconds
         }
         return maxAge
     }
-}
 
-extension Substring {
-    func trimmingASCIISpaces() -> String {
-        String(drop(while: { $0 == " " || $0 == "\t" }).reversed().drop(while: { $0 == " " || $0 == "\t" }).reversed())
+    /// Digits, optionally in double quotes; saturates at `maximumMaxAge`. Nil for anything
+    /// else: empty, signed, fractional, an unbalanced quote.
+    private static func deltaSeconds(_ value: Substring.UTF8View) -> Int64? {
+        var digits = value
+        let quote = UInt8(ascii: "\"")
+        if digits.first == quote || digits.last == quote {
+            guard digits.count >= 2, digits.first == quote, digits.last == quote else { return nil }
+            digits = digits.dropFirst().dropLast()
+        }
+        guard !digits.isEmpty else { return nil }
+        var seconds: Int64 = 0
+        for byte in digits {
+            guard (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) else { return nil }
+            seconds = min(seconds * 10 + Int64(byte - UInt8(ascii: "0")), maximumMaxAge)
+        }
+        return seconds
+    }
+
+    private static func trimmed(_ bytes: Substring.UTF8View) -> Substring.UTF8View {
+        let isSpace = { (byte: UInt8) in byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") }
+        guard let first = bytes.firstIndex(where: { !isSpace($0) }),
+              let last = bytes.lastIndex(where: { !isSpace($0) }) else { return bytes[bytes.endIndex...] }
+        return bytes[first...last]
+    }
+
+    private static func equalsIgnoringASCIICase(_ bytes: Substring.UTF8View, _ lowercase: StaticString) -> Bool {
+        guard bytes.count == lowercase.utf8CodeUnitCount else { return false }
+        let wanted = UnsafeBufferPointer(start: lowercase.utf8Start, count: lowercase.utf8CodeUnitCount)
+        return zip(bytes, wanted).allSatisfy { byte, want in
+            byte == want || ((UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte) && byte | 0x20 == want)
+        }
     }
 }

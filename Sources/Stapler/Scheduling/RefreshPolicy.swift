@@ -20,20 +20,22 @@ struct RefreshPolicy: Sendable {
     /// The next refresh for a staple we hold. `random` is a value in 0..<1.
     func nextRefresh(thisUpdate: Int64, nextUpdate: Int64, fetchedAt: Int64, cacheMaxAge: Int64?,
                      certificateNotAfter: Int64, now: Int64, random: Double) -> Int64 {
-        let midpoint = thisUpdate + (nextUpdate - thisUpdate) / 2
-        let latestSafe = nextUpdate - minimumValidity
+        // Every input may come from outside (a responder's times and max-age, a config file's
+        // seconds): the arithmetic saturates instead of trapping.
+        let midpoint = thisUpdate.saturatingAdd(nextUpdate.saturatingSubtract(thisUpdate) / 2)
+        let latestSafe = nextUpdate.saturatingSubtract(minimumValidity)
         var due = min(midpoint, latestSafe)
-        var earliest = now + minimumDelay
+        var earliest = now.saturatingAdd(minimumDelay)
         if let cacheMaxAge, cacheMaxAge > 0 {
-            let fresherAvailable = fetchedAt + cacheMaxAge
+            let fresherAvailable = fetchedAt.saturatingAdd(cacheMaxAge)
             if fresherAvailable > due && fresherAvailable <= latestSafe {
                 due = fresherAvailable
                 earliest = max(earliest, fresherAvailable)
             }
         }
         if due > now {
-            let jitter = Int64(Double(due - now) * jitterFraction * min(max(random, 0), 1))
-            due -= jitter
+            let share = Double(due.saturatingSubtract(now)) * jitterFraction * min(max(random, 0), 1)
+            due = due.saturatingSubtract(Int64(saturating: share))
         }
         due = max(due, earliest)
         return min(due, certificateNotAfter)
@@ -41,7 +43,7 @@ struct RefreshPolicy: Sendable {
 
     /// Whether a staple found on disk at start can be served as it is until its refresh.
     func isRecyclable(nextUpdate: Int64, now: Int64) -> Bool {
-        nextUpdate - minimumValidity > now
+        nextUpdate.saturatingSubtract(minimumValidity) > now
     }
 }
 
@@ -58,11 +60,39 @@ struct RetryBackoff: Sendable {
     /// The delay before retry number `failures` (1 for the first failure). `random` in 0..<1.
     func delay(failures: Int, urgent: Bool, random: Double) -> Int64 {
         let cap = urgent ? min(urgentMaximum, maximum) : maximum
-        let exponent = min(max(failures - 1, 0), 30)
+        let exponent = failures <= 1 ? 0 : min(failures - 1, 30)
         let (scaled, overflow) = initial.multipliedReportingOverflow(by: Int64(1) << exponent)
         let base = overflow ? cap : min(scaled, cap)
         // Jitter both ways around the base, so retries of many certificates spread out.
-        let spread = Double(base) * jitterFraction * (min(max(random, 0), 1) * 2 - 1)
-        return max(1, base + Int64(spread))
+        let spread = Double(base) * min(max(jitterFraction, 0), 1) * (min(max(random, 0), 1) * 2 - 1)
+        return max(1, base.saturatingAdd(Int64(saturating: spread)))
+    }
+}
+
+extension Int64 {
+    /// A Double rounded toward zero and pinned to the type's bounds (NaN is 0): Int64.max
+    /// itself is not representable as a Double, and `Int64(Double)` traps past it.
+    init(saturating value: Double) {
+        if value.isNaN {
+            self = 0
+        } else if value >= 9_223_372_036_854_775_807 {
+            self = .max
+        } else if value <= -9_223_372_036_854_775_808 {
+            self = .min
+        } else {
+            self = Int64(value)
+        }
+    }
+
+    /// `self + other`, pinned to the type's bounds instead of trapping.
+    func saturatingAdd(_ other: Int64) -> Int64 {
+        let (sum, overflow) = addingReportingOverflow(other)
+        return overflow ? (other > 0 ? .max : .min) : sum
+    }
+
+    /// `self - other`, pinned to the type's bounds instead of trapping.
+    func saturatingSubtract(_ other: Int64) -> Int64 {
+        let (difference, overflow) = subtractingReportingOverflow(other)
+        return overflow ? (other < 0 ? .max : .min) : difference
     }
 }
