@@ -117,7 +117,6 @@ final class HAProxyProtocolTests: XCTestCase {
         let answer = "# transaction\n*/tmp/hx/certs/b.pem\n# filename\n/tmp/hx/certs/a.pem\n/tmp/hx/certs/b.pem\n/tmp/hx/certs/c d;e.pem"
         let listing = HAProxyCertificateListing(Array(answer.utf8))
         XCTAssertEqual(listing?.certificates, ["/tmp/hx/certs/a.pem", "/tmp/hx/certs/b.pem", "/tmp/hx/certs/c d;e.pem"])
-        XCTAssertEqual(listing?.openTransactions, ["/tmp/hx/certs/b.pem"])
         XCTAssertEqual(HAProxyCertificateListing(Array("# filename".utf8))?.certificates, [])
         XCTAssertNil(HAProxyCertificateListing(Array("Can't allocate memory!".utf8)))
         XCTAssertNil(HAProxyCertificateListing(Array("Permission denied".utf8)))

@@ -7,7 +7,6 @@
 #include <signal.h>
 #include <stdint.h>
 #include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <sys/inotify.h>
 #include <sys/signalfd.h>
 #include <sys/timerfd.h>
@@ -32,9 +31,6 @@ static const int CEPOLL_TFD_TIMER_ABSTIME = TFD_TIMER_ABSTIME;
 static const int CEPOLL_SFD_NONBLOCK = SFD_NONBLOCK;
 static const int CEPOLL_SFD_CLOEXEC = SFD_CLOEXEC;
 
-static const int CEPOLL_EFD_NONBLOCK = EFD_NONBLOCK;
-static const int CEPOLL_EFD_CLOEXEC = EFD_CLOEXEC;
-
 static const int CEPOLL_IN_NONBLOCK = IN_NONBLOCK;
 static const int CEPOLL_IN_CLOEXEC = IN_CLOEXEC;
 
@@ -48,7 +44,6 @@ static inline struct epoll_event cepoll_event_make(uint32_t events, uint64_t dat
 }
 static inline uint32_t cepoll_event_events(const struct epoll_event *ev) { return ev->events; }
 static inline uint64_t cepoll_event_data(const struct epoll_event *ev) { return ev->data.u64; }
-static inline int cepoll_event_size(void) { return (int)sizeof(struct epoll_event); }
 
 // accept4 is a GNU extension the Glibc module does not export: accept a connection already
 // non-blocking and close-on-exec, in one call and without a window for a fork to leak it.

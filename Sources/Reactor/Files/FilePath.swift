@@ -34,19 +34,20 @@ public struct FilePath: Hashable, Comparable, Sendable, CustomStringConvertible,
     public var description: String {
         if let string { return string }
         // Keep every valid sequence and escape only the offending bytes.
-        var result = ""
+        var result: [UInt8] = []
+        result.reserveCapacity(bytes.count + 8)
         var index = 0
         while index < bytes.count {
             let width = Self.utf8SequenceLength(bytes, at: index)
             if width > 0 {
-                result += String(decoding: bytes[index..<index + width], as: UTF8.self)
+                result.append(contentsOf: bytes[index..<index + width])
                 index += width
             } else {
-                result += "\\x" + Self.hex(bytes[index])
+                ASCII.appendEscape(bytes[index], to: &result)
                 index += 1
             }
         }
-        return result
+        return String(decoding: result, as: UTF8.self)
     }
 
     public var isEmpty: Bool { bytes.isEmpty }
@@ -115,11 +116,6 @@ public struct FilePath: Hashable, Comparable, Sendable, CustomStringConvertible,
 
     public static func < (lhs: FilePath, rhs: FilePath) -> Bool {
         lhs.bytes.lexicographicallyPrecedes(rhs.bytes)
-    }
-
-    private static func hex(_ byte: UInt8) -> String {
-        let digits = Array("0123456789abcdef")
-        return String([digits[Int(byte >> 4)], digits[Int(byte & 0xf)]])
     }
 
     /// Length of the well-formed UTF-8 sequence starting at `index`, or 0 if it is not one.

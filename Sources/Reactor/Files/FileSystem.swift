@@ -194,5 +194,16 @@ public enum FileSystem {
     /// Every temporary file ends with this, so discovery and cleanup can recognise them.
     public static let temporarySuffix = ".stapler-tmp"
 
+    /// Whether `name` is one of our temporary files (`.<name>.<pid>.<counter>.stapler-tmp`)
+    /// whose writer process no longer runs: a leftover of a crash, safe to remove.
+    public static func isStaleTemporaryFile(_ name: FilePath) -> Bool {
+        guard name.hasSuffix(temporarySuffix) else { return false }
+        let fields = name.bytes.dropLast(temporarySuffix.utf8.count).split(separator: UInt8(ascii: "."))
+        guard fields.count >= 3, let pid = pid_t(String(decoding: fields[fields.count - 2], as: UTF8.self)) else {
+            return false
+        }
+        return kill(pid, 0) != 0 && errno == ESRCH
+    }
+
     private nonisolated(unsafe) static var temporaryCounter: UInt64 = 0
 }

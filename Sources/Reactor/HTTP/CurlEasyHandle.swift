@@ -56,5 +56,4 @@ struct CurlEasyPool {
         idle.append(handle)
     }
 
-    var idleCount: Int { idle.count }
 }

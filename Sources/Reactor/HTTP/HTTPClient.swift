@@ -101,7 +101,7 @@ public final class HTTPClient {
         let bytes = Array(url.utf8)
         let separator = Array("://".utf8)
         guard let schemeEnd = (0..<max(0, bytes.count - 2)).first(where: { bytes[$0..<$0 + 3].elementsEqual(separator) })
-        else { return String(decoding: bytes.map(asciiLowercased), as: UTF8.self) }
+        else { return String(decoding: bytes.map(ASCII.lowercased), as: UTF8.self) }
         let authorityStart = schemeEnd + 3
         let authorityEnd = bytes[authorityStart...].firstIndex { $0 == UInt8(ascii: "/") || $0 == UInt8(ascii: "?")
             || $0 == UInt8(ascii: "#") } ?? bytes.count
@@ -109,11 +109,7 @@ public final class HTTPClient {
         if let at = authority.lastIndex(of: UInt8(ascii: "@")) { authority = authority[(at + 1)...] }
         // ASCII only, byte by byte: this runs for every transfer, and String.lowercased()
         // (full Unicode case mapping) showed up in profiles of a cold start.
-        return String(decoding: (bytes[..<authorityStart] + authority).map(asciiLowercased), as: UTF8.self)
-    }
-
-    private static func asciiLowercased(_ byte: UInt8) -> UInt8 {
-        (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte) ? byte | 0x20 : byte
+        return String(decoding: (bytes[..<authorityStart] + authority).map(ASCII.lowercased), as: UTF8.self)
     }
 
     /// Starts `request`, or queues it when `maxConcurrentTransfers` are running.

@@ -60,7 +60,8 @@ public final class EventLoop {
                          handler: @escaping (IOEvents) -> Void) throws(SystemError) -> IORegistration {
         if let stale = registrations.removeValue(forKey: fd) {
             stale.detach()
-            _ = withUnsafeMutablePointer(to: &Self.unusedEvent) { epoll_ctl(epollFD, CEPOLL_CTL_DEL, fd, $0) }
+            // Linux ignores the event argument of EPOLL_CTL_DEL (since 2.6.9): nil will do.
+            _ = epoll_ctl(epollFD, CEPOLL_CTL_DEL, fd, nil)
         }
         let token = nextToken
         nextToken = nextToken == UInt32.max ? 1 : nextToken + 1
@@ -84,10 +85,8 @@ public final class EventLoop {
         guard registrations[registration.fd] === registration else { return }
         registrations.removeValue(forKey: registration.fd)
         // ENOENT/EBADF mean the descriptor is already gone from the set: nothing to undo.
-        _ = withUnsafeMutablePointer(to: &Self.unusedEvent) { epoll_ctl(epollFD, CEPOLL_CTL_DEL, registration.fd, $0) }
+        _ = epoll_ctl(epollFD, CEPOLL_CTL_DEL, registration.fd, nil)
     }
-
-    private nonisolated(unsafe) static var unusedEvent = cepoll_event_make(0, 0)
 
     private static func pack(fd: Int32, token: UInt32) -> UInt64 {
         UInt64(token) << 32 | UInt64(UInt32(bitPattern: fd))
@@ -115,7 +114,6 @@ public final class EventLoop {
         return wasPending
     }
 
-    public func isScheduled(_ timer: TimerHandle) -> Bool { timers.isScheduled(timer) }
 
     public var pendingTimerCount: Int { timers.count }
 

@@ -14,7 +14,6 @@ struct TimerQueue {
     private var nextID: UInt64 = 1
 
     var count: Int { handlers.count }
-    var isEmpty: Bool { handlers.isEmpty }
 
     mutating func schedule(at deadline: MonotonicInstant, _ run: @escaping () -> Void) -> TimerHandle {
         let id = nextID
@@ -29,12 +28,6 @@ struct TimerQueue {
         guard handlers.removeValue(forKey: handle.id) != nil else { return false }
         if heap.count > 64 && heap.count > 2 * handlers.count { compact() }
         return true
-    }
-
-    func isScheduled(_ handle: TimerHandle) -> Bool { handlers[handle.id] != nil }
-
-    func deadline(of handle: TimerHandle) -> MonotonicInstant? {
-        handlers[handle.id].map { MonotonicInstant(nanoseconds: $0.deadline) }
     }
 
     /// The earliest live deadline; drops dead slots it finds on top.

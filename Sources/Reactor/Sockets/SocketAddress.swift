@@ -5,7 +5,7 @@ import Glibc
 enum SocketAddress {
     case v4(sockaddr_in)
     case v6(sockaddr_in6)
-    case unix(sockaddr_un)
+    case unix(UnixSocketAddress)
 
     /// Throws with the address as subject: `inet_pton` (EINVAL) for a host that is no IP
     /// literal, `bind` (ENAMETOOLONG) for a socket path that does not fit.
@@ -29,18 +29,10 @@ enum SocketAddress {
             }
             self = .v4(storage)
         case .unix(let path):
-            var storage = sockaddr_un()
-            storage.sun_family = sa_family_t(AF_UNIX)
-            let capacity = MemoryLayout.size(ofValue: storage.sun_path)
-            // The terminating NUL must fit too; a NUL inside would name another file.
-            guard !path.isEmpty, path.bytes.count < capacity, !path.bytes.contains(0) else {
+            guard let unix = UnixSocketAddress(path: path) else {
                 throw SystemError("bind", subject: subject, errno: path.bytes.contains(0) ? EINVAL : ENAMETOOLONG)
             }
-            withUnsafeMutableBytes(of: &storage.sun_path) { raw in
-                raw.copyBytes(from: path.bytes)
-                raw[path.bytes.count] = 0
-            }
-            self = .unix(storage)
+            self = .unix(unix)
         }
     }
 
@@ -56,7 +48,7 @@ enum SocketAddress {
         switch self {
         case .v4(var storage): return Self.withRebound(&storage, body)
         case .v6(var storage): return Self.withRebound(&storage, body)
-        case .unix(var storage): return Self.withRebound(&storage, body)
+        case .unix(let unix): return unix.withSockaddr(body)
         }
     }
 

@@ -28,8 +28,6 @@ public final class UnixStream {
         }
     }
 
-    /// `sun_path` holds 108 bytes including the terminating NUL.
-    public static let maxPathLength = MemoryLayout.size(ofValue: sockaddr_un().sun_path) - 1
 
     public let path: FilePath
     public let configuration: Configuration
@@ -73,9 +71,9 @@ public final class UnixStream {
     /// later ones arrive as `.closed`. Call once.
     public func connect() throws(UnixStreamError) {
         precondition(state == .initial, "UnixStream.connect() called twice")
-        guard path.bytes.count <= Self.maxPathLength, !path.isEmpty else {
+        guard path.bytes.count <= UnixSocketAddress.maxPathLength, !path.isEmpty else {
             state = .closed
-            throw error(path.isEmpty ? .missing : .pathTooLong(limit: Self.maxPathLength))
+            throw error(path.isEmpty ? .missing : .pathTooLong(limit: UnixSocketAddress.maxPathLength))
         }
         fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else {
@@ -98,15 +96,8 @@ public final class UnixStream {
     /// waiting for writability would spin. The attempt is repeated on a short timer instead,
     /// until it succeeds or the connect timeout fires.
     private func attemptConnect() -> UnixStreamError.Reason? {
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            raw.copyBytes(from: path.bytes)
-        }
-        let length = socklen_t(MemoryLayout<sockaddr_un>.offset(of: \.sun_path)! + path.bytes.count + 1)
-        let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, length) }
-        }
+        guard let address = UnixSocketAddress(path: path) else { return .pathTooLong(limit: UnixSocketAddress.maxPathLength) }
+        let result = address.withSockaddr { Glibc.connect(fd, $0, $1) }
         let code = result == 0 ? 0 : errno
         switch code {
         case 0, EINPROGRESS, EINTR:

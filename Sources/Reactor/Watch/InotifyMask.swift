@@ -22,7 +22,6 @@ public struct InotifyMask: OptionSet, Hashable, Sendable, CustomStringConvertibl
     /// The name is a directory.
     public static let isDirectory = InotifyMask(rawValue: UInt32(IN_ISDIR))
     /// Do not follow a symlink given as the watched path.
-    public static let dontFollow = InotifyMask(rawValue: UInt32(IN_DONT_FOLLOW))
     /// Only watch the path if it is a directory.
     public static let onlyDirectory = InotifyMask(rawValue: UInt32(IN_ONLYDIR))
 

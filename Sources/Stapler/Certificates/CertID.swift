@@ -1,3 +1,4 @@
+import Reactor
 import COpenSSL
 
 /// An OCSP CertID (RFC 6960 §4.1.1) with SHA-1 hashes, as DER: hashAlgorithm, issuerNameHash,
@@ -18,7 +19,7 @@ struct CertID: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// Lower-case hex of the DER, the form `show ssl ocsp-response` prints.
-    var hex: String { LogText.hex(der) }
+    var hex: String { ASCII.hex(der) }
 
     var description: String { hex }
 

@@ -100,13 +100,6 @@ enum CertificateDiscovery {
 
         init(rules: DiscoveryRules) { self.rules = rules }
 
-        /// The pid in a temporary name `.<name>.<pid>.<counter>.stapler-tmp`.
-        static func writerPID(_ name: FilePath) -> pid_t? {
-            let fields = name.bytes.dropLast(FileSystem.temporarySuffix.utf8.count).split(separator: UInt8(ascii: "."))
-            guard fields.count >= 3 else { return nil }
-            return pid_t(String(decoding: fields[fields.count - 2], as: UTF8.self))
-        }
-
         mutating func add(_ path: FilePath, status: FileStatus, location: Int, into result: inout DiscoveryResult) {
             if seenFiles.insert(path).inserted {
                 result.files.append(DiscoveredFile(path: path, status: status, location: location))
@@ -126,8 +119,7 @@ enum CertificateDiscovery {
             }
             var subdirectories: [(FilePath, FileStatus)] = []
             for entry in entries {
-                if entry.name.hasSuffix(FileSystem.temporarySuffix), let pid = Self.writerPID(entry.name),
-                   kill(pid, 0) != 0 && errno == ESRCH {
+                if FileSystem.isStaleTemporaryFile(entry.name) {
                     result.staleTemporaryFiles.append(directory.appending(entry.name))
                     continue
                 }

@@ -1,3 +1,4 @@
+import Reactor
 import COpenSSL
 
 /// An OpenSSL X509 object owned by Swift: freed when the last reference goes. Used while a
@@ -82,7 +83,7 @@ final class X509Certificate {
         guard let serial = X509_get0_serialNumber(pointer) else { return "" }
         let magnitude = ASN1.bytes(serial)
         let sign = ASN1_STRING_type(serial) == V_ASN1_NEG_INTEGER ? "-" : ""
-        return sign + (magnitude.isEmpty ? "00" : LogText.hex(magnitude, uppercase: true))
+        return sign + (magnitude.isEmpty ? "00" : ASCII.hex(magnitude, uppercase: true))
     }
 
     var notBefore: Int64? { ASN1.unixTime(X509_get0_notBefore(pointer)) }

@@ -56,7 +56,7 @@ enum ConfigurationText {
             switch byte {
             case UInt8(ascii: "\""): escaped += Array("\\\"".utf8)
             case UInt8(ascii: "\\"): escaped += Array("\\\\".utf8)
-            case 0..<0x20, 0x7f: escaped += Array("\\x".utf8) + hexDigits(byte)
+            case 0..<0x20, 0x7f: ASCII.appendEscape(byte, to: &escaped)
             default: escaped.append(byte)
             }
         }
@@ -79,11 +79,6 @@ enum ConfigurationText {
             swap(&previous, &current)
         }
         return previous[b.count]
-    }
-
-    private static func hexDigits(_ byte: UInt8) -> [UInt8] {
-        let digits = Array("0123456789abcdef".utf8)
-        return [digits[Int(byte >> 4)], digits[Int(byte & 0xf)]]
     }
 }
 

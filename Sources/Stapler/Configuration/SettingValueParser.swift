@@ -137,8 +137,7 @@ enum SettingValueParser {
         return path
     }
 
-    /// sun_path holds 108 bytes, the terminating NUL included.
-    static let maxUnixSocketPathBytes = 107
+    static let maxUnixSocketPathBytes = UnixSocketAddress.maxPathLength
 
     private static func isIPLiteral(_ text: String, family: Int32) -> Bool {
         var storage = in6_addr()

@@ -48,12 +48,12 @@ final class Logger {
 
     /// Lines asked for explicitly (the SIGUSR1 status table): written whatever the verbosity.
     func report(_ lines: [String]) {
-        for line in lines { write(.info, Self.singleLine(line)) }
+        for line in lines { write(.info, LogText.singleLine(line)) }
     }
 
     func log(_ level: Verbosity, _ message: @autoclosure () -> String) {
         guard isEnabled(level) else { return }
-        write(level, Self.singleLine(message()))
+        write(level, LogText.singleLine(message()))
     }
 
     private func write(_ level: Verbosity, _ text: String) {
@@ -87,23 +87,6 @@ final class Logger {
         case .info: return LOG_INFO
         case .debug: return LOG_DEBUG
         }
-    }
-
-    /// One event, one line: text from outside (responder errors, HAProxy answers, file
-    /// names) cannot forge extra lines.
-    static func singleLine(_ text: String) -> String {
-        guard text.utf8.contains(where: { $0 < 0x20 && $0 != 0x09 }) else { return text }
-        var result = ""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\n": result += "\\n"
-            case "\r": result += "\\r"
-            case "\t": result.unicodeScalars.append(scalar)
-            default:
-                if scalar.value < 0x20 { result += "\\x" + String(scalar.value, radix: 16) } else { result.unicodeScalars.append(scalar) }
-            }
-        }
-        return result
     }
 
     private static func writeAll(_ fd: Int32, _ bytes: [UInt8]) {

@@ -45,23 +45,18 @@ struct ServiceNotifier {
     /// Sends one datagram. Errors name the socket: `sendto(NOTIFY_SOCKET=/run/...): ...`.
     func send(_ message: String) throws(SystemError) {
         let subject = "NOTIFY_SOCKET=\(socket)"
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        var name = Array(socket.utf8)
-        let capacity = MemoryLayout.size(ofValue: address.sun_path)
+        let name = Array(socket.utf8)
+        let address: UnixSocketAddress?
         if name.first == UInt8(ascii: "@") {
-            name[0] = 0 // abstract namespace: no terminating NUL, the length says where it ends
-            guard name.count <= capacity else { throw SystemError("NOTIFY_SOCKET", subject: socket, errno: ENAMETOOLONG) }
+            address = UnixSocketAddress(abstractName: Array(name.dropFirst()))
         } else {
             guard name.first == UInt8(ascii: "/") else {
                 // vsock: and relative names are not for us.
                 throw SystemError("NOTIFY_SOCKET", subject: socket, errno: EAFNOSUPPORT)
             }
-            guard name.count < capacity else { throw SystemError("NOTIFY_SOCKET", subject: socket, errno: ENAMETOOLONG) }
+            address = UnixSocketAddress(path: FilePath(bytes: name))
         }
-        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: name) }
-        let pathOffset = MemoryLayout<sockaddr_un>.offset(of: \.sun_path)!
-        let length = socklen_t(pathOffset + name.count + (name.first == 0 ? 0 : 1))
+        guard let address else { throw SystemError("NOTIFY_SOCKET", subject: socket, errno: ENAMETOOLONG) }
 
         let fd = Glibc.socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw SystemError("socket", subject: subject) }
@@ -69,10 +64,8 @@ struct ServiceNotifier {
         let bytes = Array(message.utf8)
         while true {
             let sent = bytes.withUnsafeBytes { raw in
-                withUnsafePointer(to: &address) {
-                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                        sendto(fd, raw.baseAddress, raw.count, Int32(MSG_DONTWAIT | MSG_NOSIGNAL), $0, length)
-                    }
+                address.withSockaddr {
+                    sendto(fd, raw.baseAddress, raw.count, Int32(MSG_DONTWAIT | MSG_NOSIGNAL), $0, $1)
                 }
             }
             if sent >= 0 { return }

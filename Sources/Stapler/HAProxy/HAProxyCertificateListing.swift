@@ -4,11 +4,10 @@ import Reactor
 /// it loaded them; for a `crt <dir>` bind, the directory joined with the file name).
 ///
 /// 2.6.12 answers `# filename` and then one name per line; while a transaction is open it
-/// first lists `# transaction` and the name prefixed with `*`.
+/// first lists `# transaction` and the name prefixed with `*`: those lines name no
+/// certificate of their own and are passed over.
 struct HAProxyCertificateListing: Equatable {
     var certificates: [FilePath] = []
-    /// Certificates with an uncommitted transaction.
-    var openTransactions: [FilePath] = []
 
     /// Nil when the text is not a listing (it must start with a `# ` header).
     init?(_ text: [UInt8]) {
@@ -23,13 +22,8 @@ struct HAProxyCertificateListing: Equatable {
             guard sawHeader else { return nil }
             // A name HAProxy could not have loaded (control bytes) cannot be a certificate.
             guard !line.contains(where: { $0 == 0 || $0 == 0x0D }) else { continue }
-            if line.first == UInt8(ascii: "*") {
-                openTransactions.append(FilePath(bytes: line.dropFirst()))
-            } else if inTransactions {
-                openTransactions.append(FilePath(bytes: line))
-            } else {
-                certificates.append(FilePath(bytes: line))
-            }
+            guard line.first != UInt8(ascii: "*"), !inTransactions else { continue }
+            certificates.append(FilePath(bytes: line))
         }
         if !sawHeader && !text.isEmpty { return nil }
     }

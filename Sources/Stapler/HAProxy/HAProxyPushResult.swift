@@ -22,8 +22,6 @@ enum HAProxyPushResult: Equatable {
     case queueFull(limit: Int)
     /// The client was shut down first.
     case cancelled
-
-    var isDelivered: Bool { self == .updated || self == .installed }
 }
 
 /// A change in a socket's state, for one log line each.

@@ -1,3 +1,5 @@
+import Reactor
+
 /// The parts of an HTTP Cache-Control header that matter for OCSP (RFC 5019 §6).
 ///
 /// The header comes from the network (a responder, or anyone on the plain-HTTP path to it),
@@ -15,10 +17,11 @@ enum CacheControl {
         var maxAge: Int64?
         for directive in header.utf8.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: true) {
             let equals = directive.firstIndex(of: UInt8(ascii: "="))
-            let name = trimmed(directive[..<(equals ?? directive.endIndex)])
-            if equalsIgnoringASCIICase(name, "no-cache") || equalsIgnoringASCIICase(name, "no-store") { return nil }
-            guard equalsIgnoringASCIICase(name, "max-age"), let equals else { continue }
-            guard let seconds = deltaSeconds(trimmed(directive[directive.index(after: equals)...])) else { return nil }
+            let name = ASCII.trimmingSpaces(directive[..<(equals ?? directive.endIndex)])
+            if ASCII.equalsIgnoringCase(name, "no-cache") || ASCII.equalsIgnoringCase(name, "no-store") { return nil }
+            guard ASCII.equalsIgnoringCase(name, "max-age"), let equals else { continue }
+            guard let seconds = deltaSeconds(ASCII.trimmingSpaces(directive[directive.index(after: equals)...]))
+            else { return nil }
             maxAge = seconds
         }
         return maxAge
@@ -40,20 +43,5 @@ enum CacheControl {
             seconds = min(seconds * 10 + Int64(byte - UInt8(ascii: "0")), maximumMaxAge)
         }
         return seconds
-    }
-
-    private static func trimmed(_ bytes: Substring.UTF8View) -> Substring.UTF8View {
-        let isSpace = { (byte: UInt8) in byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") }
-        guard let first = bytes.firstIndex(where: { !isSpace($0) }),
-              let last = bytes.lastIndex(where: { !isSpace($0) }) else { return bytes[bytes.endIndex...] }
-        return bytes[first...last]
-    }
-
-    private static func equalsIgnoringASCIICase(_ bytes: Substring.UTF8View, _ lowercase: StaticString) -> Bool {
-        guard bytes.count == lowercase.utf8CodeUnitCount else { return false }
-        let wanted = UnsafeBufferPointer(start: lowercase.utf8Start, count: lowercase.utf8CodeUnitCount)
-        return zip(bytes, wanted).allSatisfy { byte, want in
-            byte == want || ((UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte) && byte | 0x20 == want)
-        }
     }
 }

@@ -1,0 +1,50 @@
+/// Byte-level ASCII helpers for protocol text (header names, media types, origins, hex
+/// dumps). They run on hot paths and on hostile input, so they never build a String to
+/// compare and never use Unicode case mapping.
+public enum ASCII {
+    /// `A`-`Z` folded to `a`-`z`; every other byte as it is.
+    @inline(__always)
+    public static func lowercased(_ byte: UInt8) -> UInt8 {
+        (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte) ? byte | 0x20 : byte
+    }
+
+    /// Whether `bytes` spell `lowercase` in any ASCII case. `lowercase` must be lower case.
+    public static func equalsIgnoringCase<Bytes: Collection>(_ bytes: Bytes, _ lowercase: StaticString) -> Bool
+    where Bytes.Element == UInt8 {
+        guard bytes.count == lowercase.utf8CodeUnitCount else { return false }
+        let wanted = UnsafeBufferPointer(start: lowercase.utf8Start, count: lowercase.utf8CodeUnitCount)
+        return zip(bytes, wanted).allSatisfy { lowercased($0) == $1 }
+    }
+
+    @inline(__always)
+    public static func isSpaceOrTab(_ byte: UInt8) -> Bool { byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") }
+
+    /// `bytes` without leading and trailing spaces and tabs.
+    public static func trimmingSpaces<Bytes: BidirectionalCollection>(_ bytes: Bytes) -> Bytes.SubSequence
+    where Bytes.Element == UInt8 {
+        guard let first = bytes.firstIndex(where: { !isSpaceOrTab($0) }),
+              let last = bytes.lastIndex(where: { !isSpaceOrTab($0) }) else { return bytes[bytes.endIndex...] }
+        return bytes[first...last]
+    }
+
+    /// Two hex digits per byte.
+    public static func hex<Bytes: Collection>(_ bytes: Bytes, uppercase: Bool = false) -> String
+    where Bytes.Element == UInt8 {
+        var output: [UInt8] = []
+        output.reserveCapacity(bytes.count * 2)
+        for byte in bytes { appendHex(byte, uppercase: uppercase, to: &output) }
+        return String(decoding: output, as: UTF8.self)
+    }
+
+    public static func appendHex(_ byte: UInt8, uppercase: Bool = false, to output: inout [UInt8]) {
+        let digits: StaticString = uppercase ? "0123456789ABCDEF" : "0123456789abcdef"
+        output.append(digits.utf8Start[Int(byte >> 4)])
+        output.append(digits.utf8Start[Int(byte & 0xf)])
+    }
+
+    /// `\xNN` for a byte a one-line message must not carry as it is.
+    public static func appendEscape(_ byte: UInt8, to output: inout [UInt8]) {
+        output.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "x")])
+        appendHex(byte, to: &output)
+    }
+}
