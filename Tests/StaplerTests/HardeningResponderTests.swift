@@ -208,11 +208,11 @@ final class HardeningResponderTests: XCTestCase {
     func testOCSPContentTypeIgnoresCaseParametersAndSpaces() {
         for accepted in ["application/ocsp-response", "Application/OCSP-Response", " application/ocsp-response ;charset=x",
                          "application/ocsp-response\t; a=b"] {
-            XCTAssertTrue(Daemon.isOCSPContentType(accepted), accepted)
+            XCTAssertTrue(OCSPExchange.isOCSPContentType(accepted), accepted)
         }
         for refused in ["text/html", "application/ocsp-request", "application/ocsp-responses", "", ";",
                         "application\u{0F}ocsp-response", "application/ocsp\u{0D}response"] {
-            XCTAssertFalse(Daemon.isOCSPContentType(refused), refused)
+            XCTAssertFalse(OCSPExchange.isOCSPContentType(refused), refused)
         }
     }
 

@@ -156,8 +156,7 @@ final class MetricsTests: XCTestCase {
 
     func testStatusTableAndMetricsShowTheSameNextUpdateFromTheSameCertificate() throws {
         let tracked = TrackedCertificate(path: "/certs/site.pem", location: 0, fileStatus: FileStatus(stat()))
-        tracked.staple = staple(nextUpdate: 1_764_669_600)
-        tracked.nextRefresh = 1_764_500_000
+        tracked.refresh = RefreshState(staple: staple(nextUpdate: 1_764_669_600), nextRefresh: 1_764_500_000)
         let line = Daemon.statusLine(tracked, now: 1_764_000_000)
         let samples = try parse(render([Metrics.Certificate(tracked)]))
 

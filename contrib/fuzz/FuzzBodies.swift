@@ -64,7 +64,7 @@ enum FuzzBodies {
         let split = bytes.firstIndex(of: 0) ?? bytes.endIndex
         let cacheControl = String(decoding: bytes[..<split], as: UTF8.self)
         let contentType = String(decoding: bytes[min(split + 1, bytes.endIndex)...], as: UTF8.self)
-        _ = Daemon.isOCSPContentType(contentType)
+        _ = OCSPExchange.isOCSPContentType(contentType)
         let maxAge = CacheControl.maxAge(cacheControl)
         // The last 24 bytes as three Int64s: every extreme of the type is reachable.
         let tail = Array(repeating: 0, count: max(0, 24 - bytes.count)) + Array(bytes.suffix(24))

@@ -86,47 +86,42 @@ enum CheckCommand {
     }
 }
 
-/// Asks a certificate's responders once, on an event loop of its own, and says what came back.
-/// Nothing is written.
+/// Asks a certificate's responders once, on an event loop of its own, with the daemon's own
+/// exchange (`OCSPExchange`: the same request, limits and acceptance rules), and says what
+/// came back. Nothing is written.
 final class CheckFetcher {
     private let loop: EventLoop
     private let http: HTTPClient
 
     init() throws {
         loop = try EventLoop()
-        var configuration = HTTPClient.Configuration()
-        configuration.userAgent = "stapler/\(Usage.programVersion)"
-        http = try HTTPClient(loop: loop, configuration: configuration)
+        http = try HTTPClient(loop: loop, configuration: OCSPExchange.clientConfiguration(fetchSlots: 1))
     }
 
     func fetch(_ record: CertificateRecord, nonce: Bool, now: Int64) -> String {
         var answers: [String] = []
         for url in record.ocspURLs {
-            let request: OCSPRequest
+            let exchange: OCSPExchange
             do {
-                request = try OCSPRequest(certID: record.certID, includeNonce: nonce)
+                exchange = try OCSPExchange(certID: record.certID, responderURL: url, includeNonce: nonce)
             } catch {
                 return "\(error)"
             }
             var result: Result<HTTPResponse, HTTPError>?
-            http.start(request.httpRequest(responderURL: url).reactorRequest) { [loop] in
+            http.start(exchange.httpRequest) { [loop] in
                 result = $0
                 loop.stop()
             }
             try? loop.run()
-            switch result {
-            case .success(let response)?:
-                do {
-                    let verified = try OCSPResponseVerifier.verify(response.body, for: record, now: now,
-                                                                   expectedNonce: request.nonce)
-                    return "\(url): \(verified.statusDescription), valid until \(UTCTime.format(verified.nextUpdate))"
-                } catch {
-                    answers.append("\(url): \(error)")
-                }
-            case .failure(let error)?:
-                answers.append("\(url): \(error.reason)")
-            case nil:
+            guard let result else {
                 answers.append("\(url): no answer")
+                continue
+            }
+            do {
+                let verified = try exchange.accept(result, for: record, now: now).verified
+                return "\(url): \(verified.statusDescription), valid until \(UTCTime.format(verified.nextUpdate))"
+            } catch {
+                answers.append("\(error)")
             }
         }
         return answers.joined(separator: "; ")

@@ -1,60 +1,39 @@
 import Glibc
 import Reactor
 
-/// The running daemon: certificates found on disk, their refreshes, HAProxy pushes, file
-/// system events and signals, all on one event loop.
+/// The running daemon: the table of certificate files and the lifecycle (start, SIGHUP,
+/// SIGUSR1, stop, the end of a `--one-off` pass), wiring four pieces that each own their
+/// state:
 ///
-/// Decisions live in plain values elsewhere (discovery rules, the refresh policy, the
-/// verifier, the HAProxy protocol); this class holds the state and does the I/O. Its work is
-/// split by concern over `Daemon+*.swift`.
+///     CertificateWatcher ──► Daemon (table) ──► StapleRefresher ──► HAProxyFanOut
+///       scans, inotify        parse, decide      fetch, verify,       push to each
+///                                                write, schedule      stats socket
+///
+/// plus the `--metrics` server and the service manager, which only read.
 final class Daemon {
     private(set) var options: Options
     let loop: EventLoop
     let logger: Logger
-    let http: HTTPClient
-    let issuers = IssuerStore()
     /// Re-reads the configuration (SIGHUP); nil when there is nothing to re-read.
     private let reloadOptions: (() throws(ConfigurationError) -> Options)?
 
+    /// Every certificate file found, by path (`Daemon+Certificates.swift`).
     var certificates: [FilePath: TrackedCertificate] = [:]
-    var queue = FetchQueue<TrackedCertificate>()
-    var activeFetches = 0
-    var pumpScheduled = false
-    /// Responder URL → origin, for grouping the queue (see `responderOrigin(of:)`).
-    var responderOrigins: [String: String] = [:]
-    var haproxy: [FilePath: HAProxySocketClient] = [:]
-    var pendingPushes = 0
-    /// Verified staples are written in batches: one disk flush for many files.
-    let stapleWriter: BatchedFileWriter
-    /// Staples written but not yet committed to disk (`--one-off` waits for them).
-    var pendingWrites = 0
-
-    var watcher: DirectoryWatcher?
-    var watches: [WatchDescriptor: FilePath] = [:]
-    var watchedDirectories: [FilePath: (watch: WatchDescriptor, location: Int)] = [:]
-    var parentWatches = ParentWatches()
-    var pendingChanges = FileSystemChanges()
-    var changeTimer: TimerHandle?
-    var rescanTimer: TimerHandle?
-    /// Unreadable paths, with the reason last logged, so each is reported once per change.
-    var reportedProblems: [FilePath: String] = [:]
+    let issuers = IssuerStore()
+    let statistics = Statistics()
+    private(set) var watcher: CertificateWatcher!
+    private(set) var refresher: StapleRefresher!
+    private(set) var haproxy: HAProxyFanOut!
+    private var metrics: MetricsServer!
     private var signals: SignalSource?
-    /// The `--metrics` HTTP endpoint (Daemon+Metrics.swift).
-    var metricsEndpoint: MetricsEndpoint?
     /// Where to tell systemd about start, reload and stop (Daemon+ServiceNotifier.swift).
     var serviceNotifier: ServiceNotifier?
 
-    var random = SystemRandomNumberGenerator()
-    let statistics = Statistics()
     private(set) var isStopping = false
     /// The process exit status once `run` returns.
     private(set) var exitStatus: Int32 = 0
-    var oneOffDeadline: TimerHandle?
+    private var oneOffDeadline: TimerHandle?
 
-    /// Coalescing window for file system events: long enough to gather an editor's save or a
-    /// copy of many files into one pass, short enough that a new certificate is stapled
-    /// within a second.
-    static let changeDelay: Duration = .milliseconds(100)
     /// How long `--one-off` waits for HAProxy to take the staples before giving up on it.
     static let oneOffPushTimeout: Duration = .seconds(15)
 
@@ -64,27 +43,33 @@ final class Daemon {
         self.loop = loop
         self.logger = logger
         self.reloadOptions = reloadOptions
-        var configuration = HTTPClient.Configuration()
-        configuration.userAgent = "stapler/\(Usage.programVersion)"
-        configuration.maxConcurrentTransfers = options.renewalThreads
-        configuration.maxConnectionsPerHost = 4
-        configuration.maxTotalConnections = max(options.renewalThreads, 4)
-        http = try HTTPClient(loop: loop, configuration: configuration)
-        stapleWriter = BatchedFileWriter(loop: loop)
+        watcher = CertificateWatcher(loop: loop, logger: logger) { [unowned self] in self.observe($0) }
+        refresher = try StapleRefresher(loop: loop, logger: logger, statistics: statistics,
+                                        settings: Self.refreshSettings(options)) { [unowned self] in
+            self.refreshed($0, $1)
+        }
+        haproxy = HAProxyFanOut(loop: loop, logger: logger, statistics: statistics)
+        metrics = MetricsServer(loop: loop, logger: logger) { [unowned self] in self.renderMetrics() }
+        refresher.onIdle = { [unowned self] in self.finishOneOffIfDone() }
+        haproxy.onPushEnded = { [unowned self] in self.finishOneOffIfDone() }
     }
 
-    // MARK: Policy from options
+    // MARK: Settings from options
 
-    var minimumValidity: Int64 { options.minimumValidity.components.seconds }
-    var refreshPolicy: RefreshPolicy { RefreshPolicy(minimumValidity: minimumValidity) }
-    let retryBackoff = RetryBackoff()
-
-    var discoveryRules: DiscoveryRules {
-        DiscoveryRules(extensions: options.fileExtensions, ignorePatterns: options.ignorePatterns,
-                       recursive: options.recursive)
+    static func refreshSettings(_ options: Options) -> StapleRefresher.Settings {
+        StapleRefresher.Settings(fetchSlots: options.renewalThreads, includeNonce: options.nonce,
+                                 minimumValidity: options.minimumValidity.components.seconds,
+                                 recycleStaples: options.recycleStaples, onePass: options.oneOff)
     }
 
-    func randomFraction() -> Double { Double.random(in: 0..<1, using: &random) }
+    static func watchSettings(_ options: Options) -> CertificateWatcher.Settings {
+        CertificateWatcher.Settings(locations: options.certificateLocations.map(\.path),
+                                    rules: DiscoveryRules(extensions: options.fileExtensions,
+                                                          ignorePatterns: options.ignorePatterns,
+                                                          recursive: options.recursive),
+                                    rescanInterval: options.oneOff ? nil : options.refreshInterval,
+                                    watchesEvents: !options.oneOff)
+    }
 
     // MARK: Lifecycle
 
@@ -94,20 +79,16 @@ final class Daemon {
         signals = try SignalSource(loop: loop, signals: [SIGHUP, SIGTERM, SIGINT, SIGUSR1]) { [unowned self] in
             self.handle(signal: $0)
         }
-        try startMetrics()
-        if !options.oneOff {
-            watcher = try DirectoryWatcher(loop: loop) { [unowned self] events in self.absorb(events) }
-        }
-        configureHAProxyClients()
+        try metrics.start(at: options.oneOff ? nil : options.metricsAddress)
+        try watcher.configure(Self.watchSettings(options))
+        haproxy.configure(sockets: options.allHAProxySockets, keepalive: options.haproxySocketKeepalive)
         logger.info("starting: \(options.certificateLocations.count) certificate path(s), "
                     + "\(options.allHAProxySockets.count) HAProxy socket(s)"
                     + (options.oneOff ? ", one pass" : ""))
-        rescanAll()
+        watcher.rescan()
         if options.oneOff {
             // Checked once the loop runs: stopping a loop that has not started does nothing.
             loop.executeSoon { [unowned self] in self.finishOneOffIfDone() }
-        } else {
-            scheduleRescan()
         }
     }
 
@@ -117,18 +98,13 @@ final class Daemon {
         guard !isStopping else { return }
         isStopping = true
         exitStatus = status
-        stapleWriter.commit()
-        queue.removeAll()
-        http.cancelAll()
-        for certificate in certificates.values {
-            if let timer = certificate.timer { loop.cancel(timer) }
-            certificate.timer = nil
-        }
-        for client in haproxy.values { client.shutDown() }
-        for timer in [changeTimer, rescanTimer, oneOffDeadline] { if let timer { loop.cancel(timer) } }
-        watcher?.close()
+        refresher.stop()
+        for certificate in certificates.values { refresher.cancelTimer(certificate) }
+        haproxy.shutDown()
+        if let oneOffDeadline { loop.cancel(oneOffDeadline) }
+        watcher.close()
         signals?.close()
-        stopMetrics()
+        metrics.close()
         loop.stop()
     }
 
@@ -165,50 +141,68 @@ final class Daemon {
                 options = fresh
                 logger.verbosity = fresh.verbosity
                 for warning in fresh.warnings { logger.warning(warning) }
-                configureHAProxyClients()
-                reconfigureMetrics()
+                refresher.update(Self.refreshSettings(fresh))
+                try? watcher.configure(Self.watchSettings(fresh))
+                haproxy.configure(sockets: fresh.allHAProxySockets, keepalive: fresh.haproxySocketKeepalive)
+                metrics.move(to: fresh.oneOff ? nil : fresh.metricsAddress)
                 logger.info("configuration reloaded")
             } catch {
                 logger.error("SIGHUP: keeping the running configuration: \(error)")
             }
         }
-        rescanAll()
-        scheduleRescan()
+        watcher.rescan()
     }
 
-    /// Periodic rescan, for file systems inotify cannot see into (NFS) and as a safety net.
-    func scheduleRescan() {
-        if let rescanTimer { loop.cancel(rescanTimer) }
-        rescanTimer = loop.schedule(after: options.refreshInterval) { [unowned self] in
-            self.rescanTimer = nil
-            self.rescanAll()
-            self.scheduleRescan()
+    // MARK: Refresh outcomes
+
+    /// A refresh ended: a new staple goes to every HAProxy serving the certificate.
+    private func refreshed(_ certificate: TrackedCertificate, _ outcome: StapleRefresher.Outcome) {
+        switch outcome {
+        case .stapled(let der, let written):
+            guard written, certificate.location < options.certificateLocations.count else { break }
+            haproxy.push(der, for: certificate.path, to: options.certificateLocations[certificate.location].haproxySockets)
+        case .failed:
+            break
+        case .certificateExpired(let reason):
+            certificate.inactiveReason = reason
+            certificate.record = nil
         }
+        finishOneOffIfDone()
     }
 
     // MARK: One-off mode
 
-    /// In `--one-off`, ends the run once nothing is queued, fetching or pushing.
-    func finishOneOffIfDone() {
-        guard options.oneOff, !isStopping else { return }
-        if pendingPushes > 0 && queue.isEmpty && activeFetches == 0 && pendingWrites == 0 && oneOffDeadline == nil {
+    /// In `--one-off`, ends the run once nothing is queued, fetching, writing or pushing.
+    private func finishOneOffIfDone() {
+        guard options.oneOff, !isStopping, refresher.isIdle else { return }
+        if haproxy.pendingPushes > 0 {
+            guard oneOffDeadline == nil else { return }
             oneOffDeadline = loop.schedule(after: Self.oneOffPushTimeout) { [unowned self] in
                 self.oneOffDeadline = nil
                 self.logger.error("HAProxy did not take every staple within "
                                   + "\(Self.oneOffPushTimeout.components.seconds) s; staple files are written")
-                for client in self.haproxy.values { client.shutDown() }
+                self.haproxy.shutDown()
             }
+            return
         }
-        guard queue.isEmpty, activeFetches == 0, pendingWrites == 0, pendingPushes == 0 else { return }
         // Each failure was logged once as it happened, with its path, URL and reason.
-        let failed = certificates.values.filter { $0.lastError != nil || $0.isBroken }.count
-        let stapled = certificates.values.filter { $0.staple != nil && $0.lastError == nil }.count
-        // "Not served" is no failure: one socket given for several paths need not serve all.
-        let undelivered = ["rejected", "too_large", "queue_full", "cancelled"]
-            .reduce(0) { $0 + statistics.pushes[$1, default: 0] }
+        let failed = certificates.values.filter { $0.refresh.lastError != nil || $0.isBroken }.count
+        let stapled = certificates.values.filter { $0.refresh.staple != nil && $0.refresh.lastError == nil }.count
+        let undelivered = statistics.undeliveredPushes
         let ok = failed == 0 && undelivered == 0
         logger.log(ok ? .info : .error, "one pass done: \(stapled) stapled, \(failed) failed"
                    + (undelivered > 0 ? ", \(undelivered) staple(s) not taken by HAProxy" : ""))
         stop(status: ok ? 0 : 1)
+    }
+
+    // MARK: Metrics
+
+    /// The exposition of the current state, from the fields the status table reads.
+    private func renderMetrics() -> [UInt8] {
+        let process = Metrics.Process(fetchesRunning: refresher.activeFetches, fetchesQueued: refresher.queuedCount,
+                                      pushesPending: haproxy.pendingPushes, startTime: ProcessStartTime.seconds,
+                                      version: Usage.programVersion)
+        return Metrics.render(certificates: certificates.values.map(Metrics.Certificate.init),
+                              statistics: statistics, process: process)
     }
 }

@@ -1,22 +1,17 @@
-/// Counters since start, for the status report and metrics.
+/// Counters since start, for the status report and metrics. The refresher counts fetches,
+/// the HAProxy fan-out counts pushes; nothing else writes here.
 final class Statistics {
     var fetchesStarted = 0
     var fetchesSucceeded = 0
     var fetchesFailed = 0
-    var pushes: [String: Int] = [:]
+    private(set) var pushes: [HAProxyPushOutcome: Int] = [:]
 
     func record(push result: HAProxyPushResult) {
-        let key: String
-        switch result {
-        case .updated: key = "updated"
-        case .installed: key = "installed"
-        case .rejected: key = "rejected"
-        case .certificateNotServed: key = "not_served"
-        case .stapleTooLarge: key = "too_large"
-        case .superseded: key = "superseded"
-        case .queueFull: key = "queue_full"
-        case .cancelled: key = "cancelled"
-        }
-        pushes[key, default: 0] += 1
+        pushes[result.outcome, default: 0] += 1
+    }
+
+    /// Staples HAProxy did not take (see `HAProxyPushOutcome.isUndelivered`).
+    var undeliveredPushes: Int {
+        pushes.reduce(0) { $0 + ($1.key.isUndelivered ? $1.value : 0) }
     }
 }

@@ -2,8 +2,8 @@
 extension Daemon {
     func statusReport() -> [String] {
         let now = UTCTime.now()
-        var lines = ["status: \(certificates.count) certificate file(s), \(activeFetches) fetch(es) running, "
-                     + "\(queue.count) queued, \(pendingPushes) HAProxy push(es) pending"]
+        var lines = ["status: \(certificates.count) certificate file(s), \(refresher.activeFetches) fetch(es) running, "
+                     + "\(refresher.queuedCount) queued, \(haproxy.pendingPushes) HAProxy push(es) pending"]
         for certificate in certificates.values.sorted(by: { $0.path < $1.path }) {
             lines.append(Self.statusLine(certificate, now: now))
         }
@@ -17,7 +17,7 @@ extension Daemon {
             return prefix + "inactive (\(reason.hasPrefix(prefix) ? String(reason.dropFirst(prefix.count)) : reason))"
         }
         var fields: [String] = []
-        if let staple = certificate.staple {
+        if let staple = certificate.refresh.staple {
             let status: String
             switch staple.status {
             case .good: status = "good"
@@ -29,13 +29,13 @@ extension Daemon {
             fields.append("no staple")
         }
         if certificate.record?.mustStaple == true { fields.append("must-staple") }
-        if certificate.isFetching {
+        if certificate.refresh.isFetching {
             fields.append("fetching now")
-        } else if let due = certificate.nextRefresh {
+        } else if let due = certificate.refresh.nextRefresh {
             fields.append("next refresh \(UTCTime.format(due))")
         }
-        if let error = certificate.lastError {
-            fields.append("last error (\(certificate.failures) attempt(s)): \(error)")
+        if let error = certificate.refresh.lastError {
+            fields.append("last error (\(certificate.refresh.failures) attempt(s)): \(error)")
         }
         return "\(certificate.path): " + fields.joined(separator: ", ")
     }

@@ -2,6 +2,7 @@ import Reactor
 
 /// Everything the daemon remembers about one certificate file between events: the parsed
 /// record (or why there is none), the staple being served, and where its refresh stands.
+/// The daemon's table holds one per file; the refresher keeps `refresh` up to date.
 ///
 /// Kept small on purpose (the daemon holds tens of thousands): no staple bytes once they are
 /// written and pushed, no OpenSSL objects, no PEM.
@@ -18,34 +19,14 @@ final class TrackedCertificate {
     /// The file should hold a usable certificate but does not (unreadable, malformed, issuer
     /// missing), as opposed to a key file or a certificate without an OCSP URL.
     var isBroken = false
-    /// The staple on disk, as last verified.
-    var staple: StapleSummary?
-
-    /// Failed attempts since the last success.
-    var failures = 0
-    /// The reason of the last failure, as logged: a retry failing the same way logs nothing.
-    var lastError: String?
-    /// Unix time of the next planned fetch.
-    var nextRefresh: Int64?
-    var timer: TimerHandle?
-    var transfer: HTTPTransferHandle?
-    /// A verified staple waiting for its batch to reach the disk.
-    var pendingWrite: BatchedFileWriter.Ticket?
-    /// The responder URL being tried (an index into `record.ocspURLs`) and what the ones
-    /// before it answered during this attempt.
-    var urlIndex = 0
-    var attemptErrors: [String] = []
-    /// Pushes to HAProxy sockets still waiting for an answer.
-    var pendingPushes = 0
+    /// The staple being served and where its refresh stands (`StapleRefresher`'s to change).
+    var refresh = RefreshState()
 
     init(path: FilePath, location: Int, fileStatus: FileStatus) {
         self.path = path
         self.location = location
         self.fileStatus = fileStatus
     }
-
-    /// From the request until the staple is on disk: a refresh in progress.
-    var isFetching: Bool { transfer != nil || pendingWrite != nil }
 }
 
 /// The staple a certificate is served with, reduced to what scheduling, status and metrics use.

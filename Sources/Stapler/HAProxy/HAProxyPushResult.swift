@@ -22,6 +22,42 @@ enum HAProxyPushResult: Equatable {
     case queueFull(limit: Int)
     /// The client was shut down first.
     case cancelled
+
+    var outcome: HAProxyPushOutcome {
+        switch self {
+        case .updated: .updated
+        case .installed: .installed
+        case .rejected: .rejected
+        case .certificateNotServed: .notServed
+        case .stapleTooLarge: .tooLarge
+        case .superseded: .superseded
+        case .queueFull: .queueFull
+        case .cancelled: .cancelled
+        }
+    }
+}
+
+/// A push result without its details, for counting: the metric label of each, every one
+/// listed so each series exists, at zero, before the first push.
+enum HAProxyPushOutcome: String, CaseIterable {
+    case updated, installed, rejected
+    case notServed = "not_served"
+    case tooLarge = "too_large"
+    case superseded
+    case queueFull = "queue_full"
+    case cancelled
+
+    var metricLabel: String { rawValue }
+
+    /// HAProxy did not take a staple meant for it: a `--one-off` pass fails on these. Not
+    /// served is no failure (one socket given for several paths need not serve all), and a
+    /// superseded staple had a newer one take its place.
+    var isUndelivered: Bool {
+        switch self {
+        case .rejected, .tooLarge, .queueFull, .cancelled: true
+        case .updated, .installed, .notServed, .superseded: false
+        }
+    }
 }
 
 /// A change in a socket's state, for one log line each.

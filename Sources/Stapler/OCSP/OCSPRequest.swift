@@ -41,15 +41,19 @@ struct OCSPRequest: Equatable, Sendable {
         self.der = der
     }
 
+    /// RFC 5019 §5: GET only when the whole URL is at most 255 bytes.
+    static let maximumGETURLLength = 255
+
     /// How to send this request to `responderURL`: GET with the request in the path when
-    /// the whole URL fits in 255 bytes (RFC 5019 §5, so caches can serve it), else POST.
-    func httpRequest(responderURL: String) -> OCSPHTTPRequest {
+    /// the whole URL fits in 255 bytes (RFC 5019 §5, so caches can serve it), else POST. The
+    /// answer is capped at what the verifier accepts.
+    func httpRequest(responderURL: String) -> HTTPRequest {
         let getURL = Self.getURL(base: responderURL, der: der)
-        if getURL.utf8.count <= OCSPHTTPRequest.maximumGETURLLength {
-            return OCSPHTTPRequest(method: .get, url: getURL, body: [], headers: [])
-        }
-        return OCSPHTTPRequest(method: .post, url: responderURL, body: der,
-                               headers: [OCSPHTTPRequest.Header(name: "Content-Type", value: "application/ocsp-request")])
+        var request = getURL.utf8.count <= Self.maximumGETURLLength
+            ? HTTPRequest.get(getURL)
+            : HTTPRequest.post(responderURL, body: der, contentType: "application/ocsp-request")
+        request.maxBodyBytes = OCSPResponseVerifier.maximumResponseSize
+        return request
     }
 
     /// `{url}/{url-encoded base64(DER)}`; a base URL ending in "/" gets no second slash.
@@ -64,37 +68,6 @@ struct OCSPRequest: Equatable, Sendable {
             }
         }
         return base.hasSuffix("/") ? base + encoded : base + "/" + encoded
-    }
-}
-
-/// The HTTP exchange that carries one OCSP request, as a plain value: the daemon turns it
-/// into a Reactor `HTTPRequest` (adding its timeouts and size caps).
-struct OCSPHTTPRequest: Equatable, Sendable {
-    enum Method: String, Sendable { case get = "GET", post = "POST" }
-
-    struct Header: Equatable, Sendable {
-        let name: String
-        let value: String
-    }
-
-    /// RFC 5019 §5: GET only when the whole URL is at most 255 bytes.
-    static let maximumGETURLLength = 255
-
-    let method: Method
-    let url: String
-    /// The DER request for POST; empty for GET.
-    let body: [UInt8]
-    let headers: [Header]
-}
-
-extension OCSPHTTPRequest {
-    /// The Reactor request for this exchange, the answer capped at what the verifier accepts
-    /// (timeouts are the daemon's to set).
-    var reactorRequest: HTTPRequest {
-        var request = HTTPRequest(url: url, method: method == .get ? .get : .post,
-                                  headers: headers.map { (name: $0.name, value: $0.value) }, body: body)
-        request.maxBodyBytes = OCSPResponseVerifier.maximumResponseSize
-        return request
     }
 }
 

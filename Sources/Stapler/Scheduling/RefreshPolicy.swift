@@ -73,11 +73,13 @@ extension Int64 {
     /// A Double rounded toward zero and pinned to the type's bounds (NaN is 0): Int64.max
     /// itself is not representable as a Double, and `Int64(Double)` traps past it.
     init(saturating value: Double) {
+        // 2^63 is exactly representable; every Double below it converts.
+        let limit = Double(sign: .plus, exponent: 63, significand: 1)
         if value.isNaN {
             self = 0
-        } else if value >= 9_223_372_036_854_775_807 {
+        } else if value >= limit {
             self = .max
-        } else if value <= -9_223_372_036_854_775_808 {
+        } else if value <= -limit {
             self = .min
         } else {
             self = Int64(value)

@@ -50,7 +50,8 @@ enum Metrics {
         init(_ tracked: TrackedCertificate) {
             let isActive = tracked.record != nil || tracked.inactiveReason == nil
             self.init(path: tracked.path, isActive: isActive, mustStaple: tracked.record?.mustStaple ?? false,
-                      staple: tracked.staple, nextRefresh: tracked.nextRefresh, failures: tracked.failures)
+                      staple: tracked.refresh.staple, nextRefresh: tracked.refresh.nextRefresh,
+                      failures: tracked.refresh.failures)
         }
     }
 
@@ -63,11 +64,6 @@ enum Metrics {
         var startTime: Int64
         var version: String
     }
-
-    /// Results a HAProxy push can have, as `Statistics.record(push:)` names them; listed so
-    /// each series exists, at zero, before the first push.
-    static let pushResults = ["updated", "installed", "rejected", "not_served", "too_large", "superseded",
-                              "queue_full", "cancelled"]
 
     static func render(certificates: [Certificate], statistics: Statistics, process: Process) -> [UInt8] {
         var out = Exposition()
@@ -120,10 +116,9 @@ enum Metrics {
         out.sample("stapler_fetches_queued", value: Int64(process.fetchesQueued))
 
         out.family("stapler_haproxy_pushes_total", .counter, "Staples sent to HAProxy stats sockets since start, by result.")
-        let extra = statistics.pushes.keys.filter { !pushResults.contains($0) }.sorted()
-        for result in pushResults + extra {
-            out.sample("stapler_haproxy_pushes_total", labels: labelSet("result", result),
-                       value: Int64(statistics.pushes[result, default: 0]))
+        for outcome in HAProxyPushOutcome.allCases {
+            out.sample("stapler_haproxy_pushes_total", labels: labelSet("result", outcome.metricLabel),
+                       value: Int64(statistics.pushes[outcome, default: 0]))
         }
         out.family("stapler_haproxy_pushes_pending", .gauge, "Staples sent to HAProxy and not answered yet.")
         out.sample("stapler_haproxy_pushes_pending", value: Int64(process.pushesPending))

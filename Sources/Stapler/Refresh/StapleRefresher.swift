@@ -1,0 +1,423 @@
+import Reactor
+
+/// Keeps each certificate's staple fresh: the staple on disk at start, the refresh timers,
+/// the fetch queue, the OCSP exchange, the batched write. A certificate goes in; one outcome
+/// per refresh comes out (`onOutcome`), for the daemon to push to HAProxy or to count.
+///
+/// Every line about a refresh is logged here, once per change of state, not per retry:
+/// stapled, revoked (CRITICAL every time), failed with the reason and the retry, recovered.
+final class StapleRefresher {
+    struct Settings {
+        /// Fetches at once (`--renewal-threads`).
+        var fetchSlots = 8
+        var includeNonce = false
+        var minimumValidity: Int64 = 7200
+        /// Whether a good staple on disk is served until its refresh instead of fetched anew.
+        var recycleStaples = true
+        /// `--one-off`: no timers, no next refresh.
+        var onePass = false
+    }
+
+    enum Outcome {
+        /// A verified staple is on disk; `written` is false when the file held these bytes.
+        case stapled(der: [UInt8], written: Bool)
+        /// Nothing new; the staple being served, if any, stays. A retry is planned.
+        case failed
+        /// The certificate expired: nothing to ask for any more (the reason, as logged).
+        case certificateExpired(reason: String)
+    }
+
+    private let loop: EventLoop
+    private let logger: Logger
+    private let statistics: Statistics
+    private let http: HTTPClient
+    /// Verified staples are written in batches: one disk flush for many files.
+    private let writer: BatchedFileWriter
+    private var settings: Settings
+    private let onOutcome: (TrackedCertificate, Outcome) -> Void
+    private var queue = FetchQueue<TrackedCertificate>()
+    private(set) var activeFetches = 0
+    /// Staples written but not yet committed to disk (`--one-off` waits for them).
+    private(set) var pendingWrites = 0
+    private var pumpScheduled = false
+    private var isStopped = false
+    /// Responder URL → origin, for grouping the queue (see `responderOrigin(of:)`).
+    private var responderOrigins: [String: String] = [:]
+    private var random = SystemRandomNumberGenerator()
+    private let retryBackoff = RetryBackoff()
+
+    init(loop: EventLoop, logger: Logger, statistics: Statistics, settings: Settings,
+         onOutcome: @escaping (TrackedCertificate, Outcome) -> Void) throws(HTTPClient.SetupError) {
+        self.loop = loop
+        self.logger = logger
+        self.statistics = statistics
+        self.settings = settings
+        self.onOutcome = onOutcome
+        http = try HTTPClient(loop: loop, configuration: OCSPExchange.clientConfiguration(fetchSlots: settings.fetchSlots))
+        writer = BatchedFileWriter(loop: loop)
+    }
+
+    /// Applies from the next fetch (SIGHUP). The fetch slots stay as at start: curl's limits
+    /// are set once.
+    func update(_ settings: Settings) {
+        self.settings.includeNonce = settings.includeNonce
+        self.settings.minimumValidity = settings.minimumValidity
+        self.settings.recycleStaples = settings.recycleStaples
+    }
+
+    var queuedCount: Int { queue.count }
+    /// Nothing queued, fetching or waiting for the disk.
+    var isIdle: Bool { queue.isEmpty && activeFetches == 0 && pendingWrites == 0 }
+
+    private var policy: RefreshPolicy { RefreshPolicy(minimumValidity: settings.minimumValidity) }
+
+    // MARK: What the daemon asks
+
+    /// A certificate seen for the first time: the staple already on disk is served until its
+    /// refresh if it still verifies and has time left ("recycling"); otherwise a fetch.
+    func adopt(_ certificate: TrackedCertificate) {
+        guard let record = certificate.record else { return }
+        if !recycle(certificate, record: record, now: UTCTime.now()) { enqueue(certificate) }
+    }
+
+    /// The file changed on disk (replaced, edited, or `touch`ed: the operator's way to force a
+    /// refresh): a fetch at once, in the urgent lane.
+    func refreshNow(_ certificate: TrackedCertificate) {
+        enqueue(certificate, urgent: true)
+    }
+
+    /// A periodic scan found a refresh whose time has passed without its timer firing (lost
+    /// to a clock jump): catch up.
+    func catchUpIfLate(_ certificate: TrackedCertificate, now: Int64) {
+        let state = certificate.refresh
+        guard let due = state.nextRefresh, due <= now, state.timer == nil, !state.isFetching,
+              !queue.contains(certificate), !settings.onePass else { return }
+        enqueue(certificate)
+    }
+
+    /// Stops whatever is planned or running for a certificate; what it knows stays.
+    func cancel(_ certificate: TrackedCertificate) {
+        if let timer = certificate.refresh.timer { loop.cancel(timer) }
+        certificate.refresh.timer = nil
+        certificate.refresh.nextRefresh = nil
+        queue.remove(certificate)
+        if let transfer = certificate.refresh.transfer {
+            certificate.refresh.transfer = nil
+            http.cancel(transfer)
+        }
+        if let write = certificate.refresh.pendingWrite {
+            // The staple for what the file held before: the fetch that follows writes anew.
+            certificate.refresh.pendingWrite = nil
+            pendingWrites -= 1
+            writer.cancel(write)
+        }
+    }
+
+    /// Cancels, and forgets the staple and failures: the file now holds another certificate,
+    /// or none.
+    func forget(_ certificate: TrackedCertificate) {
+        cancel(certificate)
+        certificate.refresh = RefreshState()
+    }
+
+    /// Puts verified staples in place, abandons transfers and timers.
+    func stop() {
+        guard !isStopped else { return }
+        isStopped = true
+        writer.commit()
+        queue.removeAll()
+        http.cancelAll()
+    }
+
+    /// Stops a certificate's timer (the daemon is stopping).
+    func cancelTimer(_ certificate: TrackedCertificate) {
+        if let timer = certificate.refresh.timer { loop.cancel(timer) }
+        certificate.refresh.timer = nil
+    }
+
+    // MARK: Recycling
+
+    /// The staple file already on disk, if it verifies: it is what HAProxy serves now, so it
+    /// counts for urgency and status even when `--no-recycle` asks for a fresh one. Kept as
+    /// it is until its refresh when it has time left and recycling is on.
+    private func recycle(_ certificate: TrackedCertificate, record: CertificateRecord, now: Int64) -> Bool {
+        let stapleBytes: [UInt8]?
+        do {
+            stapleBytes = try StapleFile.read(forCertificate: certificate.path)
+        } catch {
+            logger.warning("\(error)")
+            return false
+        }
+        guard let stapleBytes else { return false }
+        let verified: VerifiedOCSPResponse
+        do {
+            verified = try OCSPResponseVerifier.verify(stapleBytes, for: record, now: now)
+        } catch {
+            logger.info("\(StapleFile.path(forCertificate: certificate.path)): not reusable: \(error)")
+            return false
+        }
+        certificate.refresh.staple = StapleSummary(verified, fetchedAt: nil, cacheMaxAge: nil)
+        guard settings.recycleStaples, policy.isRecyclable(nextUpdate: verified.nextUpdate, now: now) else {
+            return false
+        }
+        if certificate.refresh.staple?.isRevoked == true {
+            logger.critical("\(certificate.path): \(record.subject) is REVOKED: \(verified.statusDescription)")
+        }
+        let due = policy.nextRefresh(thisUpdate: verified.thisUpdate, nextUpdate: verified.nextUpdate,
+                                     fetchedAt: now, cacheMaxAge: nil, certificateNotAfter: record.notAfter,
+                                     now: now, random: randomFraction())
+        logger.debug("\(certificate.path): staple on disk is \(verified.statusDescription) until "
+                     + "\(UTCTime.format(verified.nextUpdate)), refresh at \(UTCTime.format(due))")
+        schedule(certificate, at: due, now: now)
+        return true
+    }
+
+    // MARK: The queue
+
+    /// Puts a certificate in line for a fetch slot. Must-Staple certificates and staples about
+    /// to run out take the urgent lane. A first fetch (no staple yet) waits in the normal
+    /// lane: when a start-up scan queues thousands of certificates without staples, the
+    /// Must-Staple ones, for which a missing staple is an outage rather than a slower
+    /// handshake, must not wait behind them.
+    private func enqueue(_ certificate: TrackedCertificate, urgent: Bool = false) {
+        guard let record = certificate.record, !certificate.refresh.isFetching, !isStopped else { return }
+        cancelTimer(certificate)
+        queue.push(certificate, group: responderOrigin(of: record),
+                   urgent: urgent || record.mustStaple || isRunningOut(certificate, now: UTCTime.now()))
+        schedulePump()
+    }
+
+    private func isRunningOut(_ certificate: TrackedCertificate, now: Int64) -> Bool {
+        certificate.refresh.staple.map { $0.nextUpdate.saturatingSubtract(now) < settings.minimumValidity } ?? false
+    }
+
+    /// Starting transfers waits for the end of the current pass, so a scan that queues
+    /// thousands of certificates lets Must-Staple ones go first.
+    private func schedulePump() {
+        guard !pumpScheduled else { return }
+        pumpScheduled = true
+        loop.executeSoon { [weak self] in
+            guard let self else { return }
+            self.pumpScheduled = false
+            self.pump()
+        }
+    }
+
+    /// Starts fetches while slots are free. A responder gets at most as many fetches as curl
+    /// opens connections to one host (more would wait inside curl, their timeouts running);
+    /// the queue then serves the other responders' certificates. So a responder that hangs
+    /// holds a few slots until its timeouts, never every slot, and the certificates of
+    /// healthy responders are stapled meanwhile.
+    private func pump() {
+        let limit = http.connectionsPerHost
+        while activeFetches < settings.fetchSlots, !isStopped,
+              let certificate = queue.pop(available: { self.http.activeTransferCount(origin: $0) < limit }) {
+            guard certificate.record != nil else { continue }
+            certificate.refresh.urlIndex = 0
+            certificate.refresh.attemptErrors = []
+            startFetch(certificate)
+        }
+        if isIdle { onIdle?() }
+    }
+
+    /// Called when the last queued, running or unwritten refresh ends (`--one-off` waits for it).
+    var onIdle: (() -> Void)?
+
+    /// The responder a certificate's fetch goes to first, as the queue groups them.
+    private func responderOrigin(of record: CertificateRecord) -> String {
+        let url = record.ocspURLs[0]
+        if let known = responderOrigins[url] { return known }
+        // Bounded: a directory of certificates with distinct URLs must not grow it forever.
+        if responderOrigins.count >= 1024 { responderOrigins.removeAll() }
+        let origin = HTTPClient.origin(of: url)
+        responderOrigins[url] = origin
+        return origin
+    }
+
+    // MARK: One fetch
+
+    private func startFetch(_ certificate: TrackedCertificate) {
+        guard let record = certificate.record else { return }
+        let now = UTCTime.now()
+        if record.notAfter <= now {
+            let reason = "\(certificate.path): certificate expired at \(UTCTime.format(record.notAfter))"
+            logger.warning("\(reason), not querying OCSP any more")
+            onOutcome(certificate, .certificateExpired(reason: reason))
+            return
+        }
+        let exchange: OCSPExchange
+        do {
+            exchange = try OCSPExchange(certID: record.certID, responderURL: record.ocspURLs[certificate.refresh.urlIndex],
+                                        includeNonce: settings.includeNonce)
+        } catch {
+            return fail(certificate, reason: "\(error)")
+        }
+        activeFetches += 1
+        statistics.fetchesStarted += 1
+        var handle: HTTPTransferHandle?
+        handle = http.start(exchange.httpRequest) { [weak self, weak certificate] result in
+            guard let self else { return }
+            self.activeFetches -= 1
+            // Transfers cut short by `stop` are no failure worth a log line.
+            guard !self.isStopped else { return }
+            if let certificate, let handle, certificate.refresh.transfer == handle {
+                certificate.refresh.transfer = nil
+                self.finishFetch(certificate, exchange: exchange, result: result)
+            }
+            self.schedulePump()
+        }
+        certificate.refresh.transfer = handle
+    }
+
+    private func finishFetch(_ certificate: TrackedCertificate, exchange: OCSPExchange,
+                             result: Result<HTTPResponse, HTTPError>) {
+        guard let record = certificate.record else { return }
+        let now = UTCTime.now()
+        let answer: OCSPExchange.Answer
+        do {
+            answer = try exchange.accept(result, for: record, now: now)
+        } catch {
+            return attemptFailed(certificate, reason: "\(error)")
+        }
+        do {
+            let outcome = try StapleFile.write(answer.verified.der, forCertificate: certificate.path, using: writer) {
+                [weak self, weak certificate] error in
+                guard let self else { return }
+                self.pendingWrites -= 1
+                if let certificate {
+                    certificate.refresh.pendingWrite = nil
+                    if let error {
+                        if !self.isStopped { self.fail(certificate, reason: "\(error)", failure: "staple not written") }
+                    } else {
+                        self.stapled(certificate, answer, written: true, url: exchange.responderURL, fetchedAt: now)
+                    }
+                }
+                if self.isIdle { self.onIdle?() }
+            }
+            switch outcome {
+            case .staged(let ticket):
+                certificate.refresh.pendingWrite = ticket
+                pendingWrites += 1
+            case .unchanged:
+                stapled(certificate, answer, written: false, url: exchange.responderURL, fetchedAt: now)
+            }
+        } catch {
+            // The previous staple is untouched; the retry fetches and writes again.
+            fail(certificate, reason: "\(error)", failure: "staple not written")
+        }
+    }
+
+    /// A verified staple is on disk (or was already): log it, plan the next, hand it on.
+    private func stapled(_ certificate: TrackedCertificate, _ answer: OCSPExchange.Answer, written: Bool,
+                         url: String, fetchedAt now: Int64) {
+        guard let record = certificate.record else { return }
+        let verified = answer.verified
+        statistics.fetchesSucceeded += 1
+        certificate.refresh.staple = StapleSummary(verified, fetchedAt: now, cacheMaxAge: answer.cacheMaxAge)
+        if certificate.refresh.lastError != nil {
+            logger.warning("\(certificate.path): recovered after \(certificate.refresh.failures) failed attempt(s)")
+        }
+        certificate.refresh.failures = 0
+        certificate.refresh.lastError = nil
+        if case .revoked = verified.status {
+            logger.critical("\(certificate.path): \(record.subject) is REVOKED: \(verified.statusDescription) "
+                            + "(according to \(url))")
+        }
+        let due = policy.nextRefresh(thisUpdate: verified.thisUpdate, nextUpdate: verified.nextUpdate,
+                                     fetchedAt: now, cacheMaxAge: answer.cacheMaxAge,
+                                     certificateNotAfter: record.notAfter, now: now, random: randomFraction())
+        logger.info("\(certificate.path): \(written ? "staple written" : "staple unchanged"): "
+                    + "\(verified.statusDescription), valid until \(UTCTime.format(verified.nextUpdate))"
+                    + (settings.onePass ? "" : ", next refresh \(UTCTime.format(due))"))
+        // Stopping: the file is in place; HAProxy and timers are being shut down.
+        guard !isStopped else { return }
+        schedule(certificate, at: due, now: now)
+        onOutcome(certificate, .stapled(der: verified.der, written: written))
+    }
+
+    /// One responder URL failed: try the next, or give up on this attempt.
+    private func attemptFailed(_ certificate: TrackedCertificate, reason: String) {
+        certificate.refresh.attemptErrors.append(reason)
+        if let record = certificate.record, certificate.refresh.urlIndex + 1 < record.ocspURLs.count, !isStopped {
+            certificate.refresh.urlIndex += 1
+            startFetch(certificate)
+            return
+        }
+        fail(certificate, reason: certificate.refresh.attemptErrors.joined(separator: "; "))
+    }
+
+    /// The attempt failed: keep the staple we have, log once per new reason, back off. Every
+    /// failure is retried while the certificate is valid, the permanent-looking ones too: a
+    /// responder's broken signing setup gets fixed, and the backoff keeps the cost small.
+    /// `failure` says which step failed: the fetch (and its checks) or writing the file.
+    private func fail(_ certificate: TrackedCertificate, reason: String, failure: String = "OCSP fetch failed") {
+        statistics.fetchesFailed += 1
+        certificate.refresh.failures += 1
+        let now = UTCTime.now()
+        let urgent = certificate.refresh.staple.map { $0.nextUpdate.saturatingSubtract(now) < settings.minimumValidity }
+            ?? true
+        let mustStaple = certificate.record?.mustStaple ?? false
+        let delay = retryBackoff.delay(failures: certificate.refresh.failures, urgent: urgent || mustStaple,
+                                       random: randomFraction())
+        if certificate.refresh.lastError != reason {
+            let served = certificate.refresh.staple.map { "serving the staple valid until \(UTCTime.format($0.nextUpdate))" }
+                ?? "no staple to serve"
+            let retry = settings.onePass ? "" : "; retrying in \(delay) s"
+            let line = "\(certificate.path): \(failure): \(reason) (\(served)\(retry))"
+            if urgent && mustStaple { logger.critical(line) } else if urgent { logger.error(line) } else { logger.warning(line) }
+        }
+        certificate.refresh.lastError = reason
+        schedule(certificate, at: now.saturatingAdd(delay), now: now)
+        onOutcome(certificate, .failed)
+    }
+
+    // MARK: Timers
+
+    private func schedule(_ certificate: TrackedCertificate, at due: Int64, now: Int64) {
+        cancelTimer(certificate)
+        certificate.refresh.nextRefresh = due
+        guard !settings.onePass else { return }
+        certificate.refresh.timer = loop.schedule(after: .seconds(max(0, due.saturatingSubtract(now)))) {
+            [weak self, weak certificate] in
+            guard let self, let certificate else { return }
+            certificate.refresh.timer = nil
+            self.enqueue(certificate)
+        }
+    }
+
+    private func randomFraction() -> Double { Double.random(in: 0..<1, using: &random) }
+}
+
+/// Where a certificate's refresh stands. Only `StapleRefresher` changes it (its setters are
+/// private to that file); the status table and the metrics read it.
+struct RefreshState {
+    /// The staple being served, as last verified.
+    fileprivate(set) var staple: StapleSummary?
+    /// Failed attempts since the last success.
+    fileprivate(set) var failures = 0
+    /// The reason of the last failure, as logged: a retry failing the same way logs nothing.
+    fileprivate(set) var lastError: String?
+    /// Unix time of the next planned fetch.
+    fileprivate(set) var nextRefresh: Int64?
+    fileprivate var timer: TimerHandle?
+    fileprivate var transfer: HTTPTransferHandle?
+    /// A verified staple waiting for its batch to reach the disk.
+    fileprivate var pendingWrite: BatchedFileWriter.Ticket?
+    /// The responder URL being tried (an index into `record.ocspURLs`) and what the ones
+    /// before it answered during this attempt.
+    fileprivate var urlIndex = 0
+    fileprivate var attemptErrors: [String] = []
+
+    init() {}
+
+    /// A state as the status table and metrics would see it (tests).
+    init(staple: StapleSummary?, failures: Int = 0, lastError: String? = nil, nextRefresh: Int64? = nil) {
+        self.staple = staple
+        self.failures = failures
+        self.lastError = lastError
+        self.nextRefresh = nextRefresh
+    }
+
+    /// From the request until the staple is on disk: a refresh in progress.
+    var isFetching: Bool { transfer != nil || pendingWrite != nil }
+}

@@ -1,0 +1,81 @@
+import Foundation
+import Reactor
+import TestSupport
+import XCTest
+@testable import Stapler
+
+/// The watcher on a real loop with real inotify: what it reports for files that appear,
+/// change and go, before anything is parsed.
+final class CertificateWatcherTests: XCTestCase {
+    func testScansThenReportsEachPathAnEventNames() throws {
+        let temp = try TemporaryDirectory(prefix: "stapler-watcher")
+        let certs = temp.file("certs")
+        try FileManager.default.createDirectory(atPath: certs, withIntermediateDirectories: true)
+        try Data("a".utf8).write(to: URL(fileURLWithPath: "\(certs)/a.pem"))
+        let loop = try EventLoop()
+        let logger = try Logger(verbosity: .debug, toStandardOutput: false, directory: FilePath(temp.path), syslog: false)
+        var observations: [CertificateWatcher.Observation] = []
+        let watcher = CertificateWatcher(loop: loop, logger: logger) { observations.append($0) }
+        var settings = CertificateWatcher.Settings()
+        settings.locations = [FilePath(certs)]
+        try watcher.configure(settings)
+        defer { watcher.close() }
+
+        watcher.rescan()
+        guard case .scanned(let files)? = observations.first else { return XCTFail("\(observations)") }
+        XCTAssertEqual(files.map(\.path), [FilePath("\(certs)/a.pem")])
+        // A directory newly watched is listed once more (a file made between the listing and
+        // the watch raised no event the watch could see).
+        try loop.runForTest(deadline: .seconds(5)) { observations.count == 2 }
+        guard case .scanned = observations[1] else { return XCTFail("\(observations)") }
+
+        // A new file, a key file beside it (not a certificate name: nothing), then a removal.
+        observations.removeAll()
+        try Data("b".utf8).write(to: URL(fileURLWithPath: "\(certs)/b.pem"))
+        try Data("k".utf8).write(to: URL(fileURLWithPath: "\(certs)/b.key"))
+        try loop.runForTest(deadline: .seconds(5)) { !observations.isEmpty }
+        guard case .present(let path, _, let location)? = observations.first else { return XCTFail("\(observations)") }
+        XCTAssertEqual(path, FilePath("\(certs)/b.pem"))
+        XCTAssertEqual(location, 0)
+        XCTAssertEqual(observations.count, 1, "the key file is no certificate: \(observations)")
+
+        observations.removeAll()
+        try FileManager.default.removeItem(atPath: "\(certs)/a.pem")
+        try loop.runForTest(deadline: .seconds(5)) { !observations.isEmpty }
+        guard case .absent(let gone)? = observations.first else { return XCTFail("\(observations)") }
+        XCTAssertEqual(gone, FilePath("\(certs)/a.pem"))
+    }
+
+    /// A burst of writes to one file is one observation once the burst settles, and the
+    /// same wait sees the next change.
+    func testBurstsAreCoalesced() throws {
+        let temp = try TemporaryDirectory(prefix: "stapler-watcher-burst")
+        let loop = try EventLoop()
+        let logger = try Logger(verbosity: .info, toStandardOutput: false, directory: FilePath(temp.path), syslog: false)
+        var present = 0
+        var scans = 0
+        let watcher = CertificateWatcher(loop: loop, logger: logger) {
+            switch $0 {
+            case .present: present += 1
+            case .scanned: scans += 1
+            case .absent: break
+            }
+        }
+        var settings = CertificateWatcher.Settings()
+        settings.locations = [FilePath(temp.path)]
+        try watcher.configure(settings)
+        defer { watcher.close() }
+        watcher.rescan()
+        try loop.runForTest(deadline: .seconds(5)) { scans == 2 }
+        let path = temp.file("site.pem")
+        for round in 0..<50 { try Data("\(round)".utf8).write(to: URL(fileURLWithPath: path)) }
+        try loop.runForTest(deadline: .seconds(5)) { present > 0 }
+        // Longer than the coalescing window: no second observation for the same burst.
+        var settled = false
+        loop.schedule(after: CertificateWatcher.changeDelay * 3) { settled = true }
+        try loop.runForTest(deadline: .seconds(5)) { settled }
+        XCTAssertEqual(present, 1)
+        try Data("again".utf8).write(to: URL(fileURLWithPath: path))
+        try loop.runForTest(deadline: .seconds(5)) { present == 2 }
+    }
+}
