@@ -66,4 +66,41 @@ final class HostileHeaderTests: XCTestCase {
         daemon.signal(SIGTERM)
         XCTAssertEqual(daemon.waitForExit(timeout: 5), 0, daemon.log)
     }
+
+    /// Only a final 200 carries an answer, and a Content-Type must be the OCSP one: the daemon
+    /// and `stapler check --fetch` apply the same rules (check used to skip the type).
+    func testStatusAndContentTypeRulesHoldForTheDaemonAndCheckAlike() throws {
+        let temp = try TemporaryDirectory(prefix: "stapler-hostile-status")
+        let pki = try TestPKI(directory: temp.file("pki"))
+        let hostile = try HostileResponder()
+        defer { hostile.stop() }
+        let certs = try Hardening.makeDirectory(temp.file("certs"))
+        let cases: [(route: String, expected: String, behaviour: (TestPKI.Leaf) throws -> HostileResponder.Behaviour)] = [
+            ("203", "HTTP status 203 (only 200 carries an OCSP answer)", {
+                .answer(status: 203, headers: [.init("Content-Type", HostileResponder.Behaviour.ocspContentType)],
+                        body: Array(try pki.ocspResponse(for: $0)))
+            }),
+            ("204", "HTTP status 204 (only 200 carries an OCSP answer)", { _ in .answer(status: 204, headers: [], body: []) }),
+            ("304", "HTTP status 304 (only 200 carries an OCSP answer)", { _ in .answer(status: 304, headers: [], body: []) }),
+            ("html", "unexpected Content-Type \"text/html\"", { .ocsp(try pki.ocspResponse(for: $0), contentType: "text/html") }),
+        ]
+        var bundles: [String] = []
+        for item in cases {
+            let leaf = try pki.issueLeaf(commonName: "\(item.route).test", ocspURLs: [hostile.url(route: item.route)])
+            hostile.set(try item.behaviour(leaf), for: item.route)
+            let bundle = "\(certs)/\(item.route).pem"
+            try pki.writeBundle(leaf, to: bundle)
+            bundles.append(bundle)
+        }
+        let pass = try StaplerProcess.run(["--one-off", certs], in: temp.path)
+        XCTAssertEqual(pass.status, 1, pass.output)
+        for (item, bundle) in zip(cases, bundles) {
+            let line = "\(bundle): OCSP fetch failed: \(hostile.url(route: item.route)): \(item.expected)"
+            XCTAssertTrue(pass.output.contains(line), "\(item.route): \(pass.output)")
+            XCTAssertFalse(Hardening.exists(bundle + ".ocsp"), item.route)
+            let check = try StaplerProcess.run(["check", "--fetch", bundle], in: temp.path)
+            XCTAssertTrue(check.output.contains("fetch: \(hostile.url(route: item.route)): \(item.expected)"),
+                          "\(item.route): \(check.output)")
+        }
+    }
 }
