@@ -126,6 +126,58 @@ final class HAProxyClientFaultTests: XCTestCase {
         client.shutDown()
     }
 
+    func testNewerStapleArrivingWhileOneIsInFlightIsTheOneSentAfterAFailure() throws {
+        let server = try FakeStatsSocket(loop: loop, path: temp.file("s.sock")) { connection, command in
+            connection == 0 && command.hasPrefix("set ssl ocsp-response") ? .silence : nil
+        }
+        var configuration = HAProxySocketClient.Configuration()
+        configuration.answerTimeout = .milliseconds(200)
+        let client = makeClient(server, configuration: configuration)
+        let newer: [UInt8] = Array(50..<250)
+        var olderResult: HAProxyPushResult?
+        var newerResult: HAProxyPushResult?
+        client.push(staple: staple, certificate: certificate) { olderResult = $0 }
+        // prompt, set timeout cli, set ssl ocsp-response: the older staple is on the wire.
+        try loop.runForTest(deadline: .seconds(10), until: { server.commands.count == 3 })
+        client.push(staple: newer, certificate: certificate) { newerResult = $0 }
+        XCTAssertNil(olderResult, "a staple on the wire is not replaced in the queue")
+        XCTAssertEqual(client.pendingPushCount, 2)
+
+        // HAProxy stays silent: the connection fails, and the newer staple goes on the next one.
+        try loop.runForTest(deadline: .seconds(10), until: { newerResult != nil })
+        XCTAssertEqual(olderResult, .superseded)
+        XCTAssertEqual(newerResult, .updated)
+        XCTAssertEqual(server.commands.filter { $0.hasPrefix("set ssl ocsp-response") },
+                       ["set ssl ocsp-response \(Base64.encode(staple))", "set ssl ocsp-response \(Base64.encode(newer))"])
+        XCTAssertEqual(server.connectionsAccepted, 2)
+        XCTAssertEqual(client.pendingPushCount, 0)
+    }
+
+    func testShutDownWithAPushInFlightCancelsItAndTheQueuedOnesAndHangsUp() throws {
+        let server = try FakeStatsSocket(loop: loop, path: temp.file("s.sock")) { _, command in
+            command.hasPrefix("set ssl ocsp-response") ? .silence : nil
+        }
+        let client = makeClient(server)
+        var results: [FilePath: HAProxyPushResult] = [:]
+        func push(_ certificate: FilePath) {
+            client.push(staple: staple, certificate: certificate) { results[certificate] = $0 }
+        }
+        push("/fake/certs/a.pem")
+        try loop.runForTest(deadline: .seconds(10), until: { server.commands.count == 3 && server.openConnections == 1 })
+        push("/fake/certs/b.pem")
+        XCTAssertEqual(client.pendingPushCount, 2)
+        XCTAssertTrue(client.isConnected)
+
+        client.shutDown()
+        XCTAssertEqual(results, ["/fake/certs/a.pem": .cancelled, "/fake/certs/b.pem": .cancelled])
+        XCTAssertEqual(client.pendingPushCount, 0)
+        XCTAssertFalse(client.isConnected)
+        push("/fake/certs/c.pem")
+        XCTAssertEqual(results["/fake/certs/c.pem"], .cancelled)
+        // HAProxy is not left holding a half-used CLI session.
+        try loop.runForTest(deadline: .seconds(10), until: { server.openConnections == 0 })
+    }
+
     func testConnectTimeoutOnAFullBacklogIsAFailureWithBackoff() throws {
         // An HAProxy too busy to accept: its listen backlog (0 here) is taken by another client.
         let path = temp.file("busy.sock")
@@ -221,6 +273,8 @@ private final class FakeStatsSocket {
     let path: String
     private(set) var commands: [String] = []
     private(set) var connectionsAccepted = 0
+    /// Connections the client has not hung up yet.
+    var openConnections: Int { connections.filter { $0.registration != nil }.count }
     private let fd: Int32
     private let loop: EventLoop
     private let dribble: Bool

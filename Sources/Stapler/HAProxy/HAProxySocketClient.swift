@@ -41,19 +41,66 @@ final class HAProxySocketClient {
     let socket: FilePath
     private(set) var configuration: Configuration
 
-    /// The command whose answer is due.
-    private enum Step {
-        case prompt, cliTimeout, setOCSPResponse, listCertificates
-        case openTransaction(name: FilePath), commit
+    /// One connection to the socket and the answer bytes it has delivered so far.
+    private final class Connection {
+        let stream: UnixStream
+        /// The attempt that opened it: events of an older stream are ignored.
+        let attempt: Int
+        var framer: HAProxyPromptFramer
 
-        var verb: String {
+        init(stream: UnixStream, attempt: Int, framer: HAProxyPromptFramer) {
+            self.stream = stream
+            self.attempt = attempt
+            self.framer = framer
+        }
+    }
+
+    /// The push whose command is on the wire.
+    private struct InFlight {
+        var entry: HAProxyPushQueue.Entry
+        /// The command whose answer is due.
+        var awaiting: HAProxyCommand
+        /// Whether this push already asked for a fresh `show ssl cert`.
+        var listed = false
+    }
+
+    /// Where the connection stands. Each case holds what exists in it and nothing else: a
+    /// stream only while connected, a timer only while one runs, a push only while its
+    /// command is on the wire.
+    private enum State {
+        /// No connection and none wanted: the next push dials.
+        case closed
+        /// The last attempt failed; queued pushes wait for `retry`.
+        case backingOff(retry: TimerHandle)
+        case connecting(Connection)
+        /// Putting the new connection in prompt mode: `awaiting` is `prompt`, then
+        /// `set timeout cli`.
+        case settingUp(Connection, awaiting: HAProxyCommand)
+        /// Prompt mode is on and nothing is in flight, while the callbacks of what just
+        /// happened (the connection came up, a push ended) run; `pump` then starts the next
+        /// push or idles.
+        case ready(Connection)
+        /// Nothing to push: `keepalive` closes the connection unless a push comes first.
+        case idle(Connection, keepalive: TimerHandle)
+        case busy(Connection, InFlight)
+        /// For good: every push ends with `.cancelled`.
+        case shutDown
+
+        var connection: Connection? {
             switch self {
-            case .prompt: return "prompt"
-            case .cliTimeout: return "set timeout cli"
-            case .setOCSPResponse: return "set ssl ocsp-response"
-            case .listCertificates: return "show ssl cert"
-            case .openTransaction: return "set ssl cert"
-            case .commit: return "commit ssl cert"
+            case .connecting(let connection), .settingUp(let connection, _), .ready(let connection),
+                 .idle(let connection, _), .busy(let connection, _):
+                return connection
+            case .closed, .backingOff, .shutDown:
+                return nil
+            }
+        }
+
+        var awaiting: HAProxyCommand? {
+            switch self {
+            case .settingUp(_, let command): return command
+            case .busy(_, let push): return push.awaiting
+            case .closed, .backingOff, .connecting, .ready, .idle, .shutDown: return nil
             }
         }
     }
@@ -63,29 +110,18 @@ final class HAProxySocketClient {
         case down(HAProxyClientError)
     }
 
-    private struct InFlight {
-        var entry: HAProxyPushQueue.Entry
-        /// Whether this push already asked for a fresh `show ssl cert`.
-        var listed = false
-    }
-
     private let loop: EventLoop
     private let onEvent: (HAProxyClientEvent) -> Void
     private let resolvePath: (FilePath) -> FilePath?
+    private var state = State.closed
+    // Outside `state`, because they outlive any one connection: staples wait in the queue
+    // through reconnects and backoff; HAProxy's names serve a burst of pushes across a
+    // reconnect with one listing; the failure count grows the backoff across attempts, and
+    // health makes one log line per change, not per attempt.
     private var queue: HAProxyPushQueue
     private var names = HAProxyCertificateNames()
-    private var framer: HAProxyPromptFramer
-    private var stream: UnixStream?
-    private var connectionID = 0
-    /// Prompt mode is set up on `stream`.
-    private var isReady = false
-    private var awaiting: Step?
-    private var current: InFlight?
-    private var keepaliveTimer: TimerHandle?
-    private var retryTimer: TimerHandle?
     private var consecutiveFailures = 0
     private var health = Health.unknown
-    private var isShutDown = false
 
     /// Connections opened so far (for tests and metrics).
     private(set) var connectionAttempts = 0
@@ -101,25 +137,36 @@ final class HAProxySocketClient {
         self.resolvePath = resolvePath
         self.onEvent = onEvent
         queue = HAProxyPushQueue(limit: configuration.maxQueuedPushes)
-        framer = HAProxyPromptFramer(limit: configuration.maxAnswerBytes)
     }
 
     deinit {
-        stream?.close()
-        for timer in [keepaliveTimer, retryTimer] { if let timer { loop.cancel(timer) } }
+        release(state)
     }
 
     /// Pushes not ended yet: queued, plus the one in flight.
-    var pendingPushCount: Int { queue.count + (current == nil ? 0 : 1) }
-    var isConnected: Bool { isReady }
-    var isBackingOff: Bool { retryTimer != nil }
+    var pendingPushCount: Int {
+        if case .busy = state { return queue.count + 1 }
+        return queue.count
+    }
+
+    var isConnected: Bool {
+        switch state {
+        case .ready, .idle, .busy: return true
+        case .closed, .backingOff, .connecting, .settingUp, .shutDown: return false
+        }
+    }
+
+    var isBackingOff: Bool {
+        if case .backingOff = state { return true }
+        return false
+    }
 
     // MARK: Pushing
 
     /// Queues `staple` (DER) for `certificate`. The completion runs once, from the loop or,
     /// for a push refused at once (too large, queue full, shut down), before this returns.
     func push(staple: [UInt8], certificate: FilePath, completion: @escaping (HAProxyPushResult) -> Void) {
-        guard !isShutDown else { return completion(.cancelled) }
+        if case .shutDown = state { return completion(.cancelled) }
         guard HAProxyCommand.setOCSPResponseLength(stapleBytes: staple.count) <= configuration.maxCommandBytes else {
             return completion(.stapleTooLarge(limit: configuration.maxCommandBytes))
         }
@@ -139,44 +186,54 @@ final class HAProxySocketClient {
 
     /// Closes the connection and ends every waiting push with `.cancelled`.
     func shutDown() {
-        guard !isShutDown else { return }
-        isShutDown = true
-        if let retryTimer { loop.cancel(retryTimer) }
-        retryTimer = nil
-        closeConnection()
-        var ended = current.map { [$0.entry] } ?? []
-        current = nil
+        let previous = state
+        if case .shutDown = previous { return }
+        state = .shutDown
+        release(previous)
+        var ended: [HAProxyPushQueue.Entry] = []
+        if case .busy(_, let push) = previous { ended.append(push.entry) }
         ended += queue.removeAll()
         for entry in ended { entry.completion(.cancelled) }
     }
 
     /// Starts the next piece of work, if the client is free for it.
     private func pump() {
-        guard !isShutDown, awaiting == nil, current == nil else { return }
-        if stream != nil && isReady {
-            guard let entry = queue.popFirst() else { return armKeepalive() }
-            cancelKeepalive()
-            current = InFlight(entry: entry)
-            send(.setOCSPResponse(base64: Base64.encode(entry.staple)), expecting: .setOCSPResponse)
-        } else if stream == nil && retryTimer == nil && !queue.isEmpty {
-            connect()
+        switch state {
+        case .closed:
+            if !queue.isEmpty { connect() }
+        case .ready(let connection):
+            if let entry = queue.popFirst() {
+                start(entry, on: connection)
+            } else {
+                idle(connection)
+            }
+        case .idle(let connection, let keepalive):
+            guard let entry = queue.popFirst() else { return }
+            loop.cancel(keepalive)
+            start(entry, on: connection)
+        case .backingOff, .connecting, .settingUp, .busy, .shutDown:
+            return
         }
+    }
+
+    private func start(_ entry: HAProxyPushQueue.Entry, on connection: Connection) {
+        let command = HAProxyCommand.setOCSPResponse(base64: Base64.encode(entry.staple))
+        send(command, for: InFlight(entry: entry, awaiting: command), on: connection)
     }
 
     // MARK: Connection
 
     private func connect() {
         connectionAttempts += 1
-        connectionID += 1
-        let id = connectionID
-        framer.reset()
+        let attempt = connectionAttempts
         let stream = UnixStream(loop: loop, path: socket, configuration: .init(
             connectTimeout: configuration.connectTimeout, maxQueuedBytes: configuration.maxCommandBytes + 64)) {
             [weak self] event in
-            guard let self, self.connectionID == id else { return }
-            self.handle(event)
+            guard let self, let connection = self.state.connection, connection.attempt == attempt else { return }
+            self.handle(event, on: connection)
         }
-        self.stream = stream
+        state = .connecting(Connection(stream: stream, attempt: attempt,
+                                       framer: HAProxyPromptFramer(limit: configuration.maxAnswerBytes)))
         do {
             try stream.connect()
         } catch {
@@ -184,155 +241,190 @@ final class HAProxySocketClient {
         }
     }
 
-    private func handle(_ event: UnixStream.Event) {
+    private func handle(_ event: UnixStream.Event, on connection: Connection) {
         switch event {
         case .connected:
-            send(.prompt, expecting: .prompt)
+            setUp(.prompt, on: connection)
         case .received(let chunk):
-            switch framer.append(chunk) {
+            switch connection.framer.append(chunk) {
             case .incomplete:
                 return
             case .answer(let text):
-                stream?.setReadTimeout(nil)
-                guard let step = awaiting else {
-                    let excerpt = HAProxyAnswer.excerpt(String(decoding: text, as: UTF8.self))
-                    return fail(.unexpectedAnswer(command: "(none)", answer: excerpt))
-                }
-                awaiting = nil
-                handle(answer: text, to: step)
+                connection.stream.setReadTimeout(nil)
+                handle(answer: text, on: connection)
             case .tooLarge(let limit):
                 fail(.answerTooLarge(command: awaitingVerb, limit: limit))
             case .trailingBytes:
                 fail(.unexpectedAnswer(command: awaitingVerb, answer: "more bytes after the prompt"))
             }
         case .closed(let error):
-            if isReady && awaiting == nil && current == nil {
+            switch state {
+            case .ready, .idle:
                 // HAProxy closed an idle connection (its CLI timeout, a reload): not a
                 // failure; the next push reconnects.
-                closeConnection()
+                close()
                 pump()
-            } else {
+            default:
                 fail(.connection(error.reason))
             }
         }
     }
 
-    private var awaitingVerb: String { awaiting?.verb ?? "(none)" }
+    private var awaitingVerb: String { state.awaiting?.verb ?? "(none)" }
 
-    private func send(_ command: HAProxyCommand, expecting step: Step) {
+    /// Sends one of the commands that put a new connection in prompt mode.
+    private func setUp(_ command: HAProxyCommand, on connection: Connection) {
+        state = .settingUp(connection, awaiting: command)
+        write(command.bytes, on: connection)
+    }
+
+    /// Sends `push`'s next command; one too long for HAProxy's line buffer ends the push.
+    private func send(_ command: HAProxyCommand, for push: InFlight, on connection: Connection) {
+        var push = push
+        push.awaiting = command
         let bytes = command.bytes
         guard bytes.count <= configuration.maxCommandBytes else {
-            return finish(.stapleTooLarge(limit: configuration.maxCommandBytes))
+            return finish(push, .stapleTooLarge(limit: configuration.maxCommandBytes), on: connection)
         }
-        guard let stream else { return fail(.connection(.notConnected)) }
+        state = .busy(connection, push)
+        write(bytes, on: connection)
+    }
+
+    /// The state must already say which answer is due: a failed write fails from it.
+    private func write(_ bytes: [UInt8], on connection: Connection) {
         do {
-            try stream.write(bytes)
+            try connection.stream.write(bytes)
         } catch {
             return fail(.connection(error.reason))
         }
-        awaiting = step
-        stream.setReadTimeout(configuration.answerTimeout)
+        connection.stream.setReadTimeout(configuration.answerTimeout)
     }
 
-    private func closeConnection() {
-        cancelKeepalive()
-        stream?.close()
-        stream = nil
-        isReady = false
-        awaiting = nil
-        framer.reset()
-    }
-
-    private func armKeepalive() {
-        guard keepaliveTimer == nil else { return }
-        keepaliveTimer = loop.schedule(after: configuration.keepalive) { [weak self] in
-            guard let self else { return }
-            self.keepaliveTimer = nil
-            guard self.awaiting == nil && self.current == nil else { return }
-            self.closeConnection()
+    private func idle(_ connection: Connection) {
+        let keepalive = loop.schedule(after: configuration.keepalive) { [weak self] in
+            guard let self, case .idle(let idle, _) = self.state, idle === connection else { return }
+            self.close()
             // Idle means no burst is going on: the listing is cheap to fetch again if needed.
             self.names.forget()
         }
+        state = .idle(connection, keepalive: keepalive)
     }
 
-    private func cancelKeepalive() {
-        if let keepaliveTimer { loop.cancel(keepaliveTimer) }
-        keepaliveTimer = nil
+    /// Ends the connection without a failure.
+    private func close() {
+        release(state)
+        state = .closed
+    }
+
+    /// Closes the stream and cancels the timer `state` holds; a push it holds is the
+    /// caller's to end or requeue.
+    private func release(_ state: State) {
+        switch state {
+        case .backingOff(let retry):
+            loop.cancel(retry)
+        case .idle(let connection, let keepalive):
+            loop.cancel(keepalive)
+            connection.stream.close()
+        case .connecting(let connection), .settingUp(let connection, _), .ready(let connection),
+             .busy(let connection, _):
+            connection.stream.close()
+        case .closed, .shutDown:
+            break
+        }
     }
 
     // MARK: Answers
 
-    private func handle(answer text: [UInt8], to step: Step) {
+    private func handle(answer text: [UInt8], on connection: Connection) {
         let answer = HAProxyAnswer(text)
-        switch step {
-        case .prompt:
-            guard answer == .empty else { return unexpected(answer, text, to: step) }
+        switch state {
+        case .settingUp(_, let command):
+            handleSetUp(answer, text, to: command, on: connection)
+        case .busy(_, let push):
+            handle(answer, text, to: push, on: connection)
+        case .closed, .backingOff, .connecting, .ready, .idle, .shutDown:
+            let excerpt = HAProxyAnswer.excerpt(String(decoding: text, as: UTF8.self))
+            fail(.unexpectedAnswer(command: "(none)", answer: excerpt))
+        }
+    }
+
+    private func handleSetUp(_ answer: HAProxyAnswer, _ text: [UInt8], to command: HAProxyCommand,
+                             on connection: Connection) {
+        if case .prompt = command {
+            guard answer == .empty else { return unexpected(answer, text, to: command) }
             // Outlive the keepalive, so HAProxy never closes a connection the client still
             // counts on.
             let seconds = (configuration.keepalive + configuration.answerTimeout).components.seconds + 1
-            send(.setCLITimeout(seconds: Int(seconds)), expecting: .cliTimeout)
+            return setUp(.setCLITimeout(seconds: Int(seconds)), on: connection)
+        }
+        // The answer to `set timeout cli`, the last command of the set-up. Whatever it says,
+        // the connection works; an HAProxy that refuses the timeout closes idle connections
+        // sooner, which only costs a reconnect.
+        state = .ready(connection)
+        // A refused command is cured by a command going through, not by connecting.
+        if !lastFailureWasARefusal { markHealthy() }
+        pump()
+    }
 
-        case .cliTimeout:
-            // Whatever the answer, the connection works; an HAProxy that refuses the timeout
-            // closes idle connections sooner, which only costs a reconnect.
-            isReady = true
-            // A refused command is cured by a command going through, not by connecting.
-            if !lastFailureWasARefusal { markHealthy() }
-            pump()
-
+    private func handle(_ answer: HAProxyAnswer, _ text: [UInt8], to push: InFlight, on connection: Connection) {
+        switch push.awaiting {
         case .setOCSPResponse:
             switch answer {
-            case .ocspResponseUpdated: finish(.updated)
-            case .certificateIDNotFound: installThroughTransaction()
+            case .ocspResponseUpdated: finish(push, .updated, on: connection)
+            case .certificateIDNotFound: installThroughTransaction(push, on: connection)
             case .ocspResponseRejected:
-                finish(.rejected(answer: String(decoding: text, as: UTF8.self)))
-            default: unexpected(answer, text, to: step)
+                finish(push, .rejected(answer: String(decoding: text, as: UTF8.self)), on: connection)
+            default: unexpected(answer, text, to: push.awaiting)
             }
 
-        case .listCertificates:
+        case .showCertificates:
             guard let listing = HAProxyCertificateListing(text) else {
-                return unexpected(answer, text, to: step)
+                return unexpected(answer, text, to: push.awaiting)
             }
             names.update(from: listing, at: .now(), resolve: resolvePath)
-            installThroughTransaction()
+            installThroughTransaction(push, on: connection)
 
-        case .openTransaction(let name):
+        case .setCertificateOCSP(let name, _):
             switch answer {
             case .transactionOpened(let certificate) where certificate == name:
-                send(.commitCertificate(name), expecting: .commit)
+                send(.commitCertificate(name), for: push, on: connection)
             case .transactionOpened(let certificate):
                 fail(.foreignTransaction(certificate: certificate))
             case .certificateNotInConfiguration:
                 // The cached name is stale (HAProxy was reloaded with other files).
                 names.forget()
-                installThroughTransaction()
+                installThroughTransaction(push, on: connection)
             case .permissionDenied, .unknownCommand:
                 // Only a restart cures this (the socket's level, HAProxy's version), and a
                 // restarted HAProxy loads the staple file by itself. Retrying would hold up
                 // every staple behind this one for minutes, so the push ends here.
-                finish(.rejected(answer: Self.cannotInstall(answer, command: step.verb)))
+                finish(push, .rejected(answer: Self.cannotInstall(answer, command: push.awaiting.verb)), on: connection)
             default:
-                unexpected(answer, text, to: step)
+                unexpected(answer, text, to: push.awaiting)
             }
 
-        case .commit:
-            if answer == .committed { return finish(.installed) }
-            unexpected(answer, text, to: step)
+        case .commitCertificate:
+            if answer == .committed { return finish(push, .installed, on: connection) }
+            unexpected(answer, text, to: push.awaiting)
+
+        case .prompt, .setCLITimeout:
+            // Set-up commands, never sent for a push.
+            unexpected(answer, text, to: push.awaiting)
         }
     }
 
     /// The staple's CertID matched no staple slot: find HAProxy's name for the certificate
     /// (listing again if the cached names do not have it) and open a transaction.
-    private func installThroughTransaction() {
-        guard let push = current else { return }
+    private func installThroughTransaction(_ push: InFlight, on connection: Connection) {
+        var push = push
         if let name = names.name(for: push.entry.certificate, resolve: resolvePath) {
             send(.setCertificateOCSP(certificate: name, base64: Base64.encode(push.entry.staple)),
-                 expecting: .openTransaction(name: name))
+                 for: push, on: connection)
         } else if !push.listed && names.mayRefresh(now: .now(), interval: configuration.listingInterval) {
-            current?.listed = true
-            send(.showCertificates, expecting: .listCertificates)
+            push.listed = true
+            send(.showCertificates, for: push, on: connection)
         } else {
-            finish(.certificateNotServed)
+            finish(push, .certificateNotServed, on: connection)
         }
     }
 
@@ -345,42 +437,43 @@ final class HAProxySocketClient {
             + "give it one; HAProxy loads the staple file when it next starts or reloads"
     }
 
-    private func unexpected(_ answer: HAProxyAnswer, _ text: [UInt8], to step: Step) {
+    private func unexpected(_ answer: HAProxyAnswer, _ text: [UInt8], to command: HAProxyCommand) {
         switch answer {
-        case .permissionDenied: fail(.permissionDenied(command: step.verb))
-        case .unknownCommand: fail(.unknownCommand(command: step.verb))
+        case .permissionDenied: fail(.permissionDenied(command: command.verb))
+        case .unknownCommand: fail(.unknownCommand(command: command.verb))
         default:
             let excerpt = HAProxyAnswer.excerpt(String(decoding: text, as: UTF8.self))
-            fail(.unexpectedAnswer(command: step.verb, answer: excerpt.isEmpty ? "(empty)" : excerpt))
+            fail(.unexpectedAnswer(command: command.verb, answer: excerpt.isEmpty ? "(empty)" : excerpt))
         }
     }
 
     // MARK: Endings
 
-    private func finish(_ result: HAProxyPushResult) {
-        guard let push = current else { return }
-        current = nil
-        awaiting = nil
+    private func finish(_ push: InFlight, _ result: HAProxyPushResult, on connection: Connection) {
+        state = .ready(connection)
         markHealthy()
         push.entry.completion(result)
         pump()
     }
 
+    /// Closes the connection, puts a push in flight back in the queue and retries after the
+    /// backoff.
     private func fail(_ reason: HAProxyClientError.Reason) {
+        let previous = state
+        if case .shutDown = previous { return }
         let error = HAProxyClientError(socket: socket, reason: reason)
-        closeConnection()
-        if let push = current {
-            current = nil
-            queue.requeue(push.entry)?.completion(.superseded)
-        }
+        release(previous)
         consecutiveFailures += 1
         let delay = Self.backoff(failures: consecutiveFailures, initial: configuration.initialBackoff,
                                  maximum: configuration.maximumBackoff)
-        if let retryTimer { loop.cancel(retryTimer) }
-        retryTimer = loop.schedule(after: delay) { [weak self] in
-            guard let self else { return }
-            self.retryTimer = nil
+        // Set before any callback runs, so a push made from one waits for the retry.
+        state = .backingOff(retry: loop.schedule(after: delay) { [weak self] in
+            guard let self, case .backingOff = self.state else { return }
+            self.state = .closed
             self.pump()
+        })
+        if case .busy(_, let push) = previous {
+            queue.requeue(push.entry)?.completion(.superseded)
         }
         if health != .down(error) {
             health = .down(error)
