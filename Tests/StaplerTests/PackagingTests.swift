@@ -67,6 +67,14 @@ final class PackagingTests: XCTestCase {
         XCTAssertTrue(source.contains("\"stapler \(Usage.programVersion)\""), "the title line names another version")
     }
 
+    /// The Debian package takes its version from the binary and refuses to build without a
+    /// changelog entry for it: a version bump must come with one.
+    func testDebianChangelogNamesTheProgramVersion() throws {
+        let newest = try XCTUnwrap(try contrib("debian/changelog").split(separator: "\n").first)
+        XCTAssertTrue(newest.hasPrefix("stapler (\(Usage.programVersion)) "),
+                      "contrib/debian/changelog starts \"\(newest)\", the program is \(Usage.programVersion)")
+    }
+
     // MARK: - Example configuration
 
     func testExampleConfigurationLoadsAndShowsTheDefaults() throws {
