@@ -56,8 +56,23 @@ final class PackagingTests: XCTestCase {
                        "EXIT STATUS", "EXAMPLES", "SEE ALSO"] {
             XCTAssertTrue(sections.contains(wanted), "stapler.8 has no \(wanted) section: \(sections)")
         }
+        // The sections man-pages(7) names come in its order; our own (CHECK COMMAND, ...) may sit between.
+        let conventional = ["NAME", "SYNOPSIS", "CONFIGURATION", "DESCRIPTION", "OPTIONS", "EXIT STATUS",
+                            "RETURN VALUE", "ERRORS", "ENVIRONMENT", "FILES", "ATTRIBUTES", "VERSIONS", "STANDARDS",
+                            "HISTORY", "NOTES", "CAVEATS", "BUGS", "EXAMPLES", "AUTHORS", "REPORTING BUGS",
+                            "COPYRIGHT", "SEE ALSO"]
+        let present = sections.filter(conventional.contains)
+        XCTAssertEqual(present, conventional.filter(present.contains), "stapler.8 is not in man-pages(7) order")
         XCTAssertTrue(source.contains(".TH STAPLER 8 "), "the title line names another page or section")
         XCTAssertTrue(source.contains("\"stapler \(Usage.programVersion)\""), "the title line names another version")
+    }
+
+    /// The Debian package takes its version from the binary and refuses to build without a
+    /// changelog entry for it: a version bump must come with one.
+    func testDebianChangelogNamesTheProgramVersion() throws {
+        let newest = try XCTUnwrap(try contrib("debian/changelog").split(separator: "\n").first)
+        XCTAssertTrue(newest.hasPrefix("stapler (\(Usage.programVersion)) "),
+                      "contrib/debian/changelog starts \"\(newest)\", the program is \(Usage.programVersion)")
     }
 
     // MARK: - Example configuration

@@ -14,9 +14,13 @@ public final class StaplerProcess {
     private let process = Process()
 
     /// Starts `stapler arguments...`. The log file holds stdout and stderr together.
-    public init(_ arguments: [String], logPath: String, environment: [String: String]? = nil) throws {
+    /// `standardOutputIsJournal` names the log file in `$JOURNAL_STREAM` (its device and
+    /// inode), as systemd does for a service whose output goes to the journal.
+    public init(_ arguments: [String], logPath: String, environment: [String: String]? = nil,
+                standardOutputIsJournal: Bool = false) throws {
         self.logPath = logPath
         _ = FileManager.default.createFile(atPath: logPath, contents: Data())
+        let log = FileHandle(forWritingAtPath: logPath)
         process.executableURL = URL(fileURLWithPath: Self.binary)
         process.arguments = arguments
         var env = environment ?? ProcessInfo.processInfo.environment
@@ -26,8 +30,12 @@ public final class StaplerProcess {
         for name in ["http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"] {
             env[name] = nil
         }
+        if standardOutputIsJournal, let log {
+            var status = stat()
+            guard fstat(log.fileDescriptor, &status) == 0 else { throw POSIXError(.init(rawValue: errno) ?? .EIO) }
+            env["JOURNAL_STREAM"] = "\(status.st_dev):\(status.st_ino)"
+        }
         process.environment = env
-        let log = FileHandle(forWritingAtPath: logPath)
         process.standardOutput = log
         process.standardError = log
         process.standardInput = FileHandle.nullDevice

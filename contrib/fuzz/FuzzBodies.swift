@@ -13,8 +13,10 @@ enum FuzzBodies {
                                          issuers: IssuerStore(), readCompanion: { _ in nil })
     }
 
-    /// The predecessor's config file format, through to settings.
+    /// The predecessor's config file format, through to settings; the same bytes as the
+    /// `$JOURNAL_STREAM` value systemd hands over.
     static func config(_ bytes: [UInt8]) {
+        _ = JournalStream(String(decoding: bytes, as: UTF8.self))?.isOpen(on: STDOUT_FILENO)
         guard let entries = try? ConfigFile.parse(bytes, file: "/fuzz/stapler.conf") else { return }
         _ = try? ConfigFile.settings(from: entries, file: "/fuzz/stapler.conf", options: OptionTable.run)
     }

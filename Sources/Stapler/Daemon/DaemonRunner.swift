@@ -22,6 +22,7 @@ enum DaemonRunner {
         let logger: Logger
         do {
             logger = try Logger(verbosity: options.verbosity, toStandardOutput: !options.quiet && !options.daemonize,
+                                standardOutputIsJournal: JournalStream.isStandardOutput(environment: environment),
                                 directory: options.logDirectory, syslog: options.syslog)
         } catch {
             standardError("stapler: \(error)")

@@ -5,19 +5,25 @@ import Reactor
 /// optional `stapler.log` in the log directory, and optionally the local syslog.
 ///
 /// A line reads `2026-11-25 17:00:00 UTC WARNING /etc/haproxy/certs/a.pem: what happened: why`.
+/// When standard output is the journal, journald stamps the time and would store every line
+/// at priority info: there a line reads `<4>WARNING /etc/...`, the syslog priority first, so
+/// `journalctl -p warning` finds it.
 /// Lower layers never log; they return values and typed errors that become lines here.
 final class Logger {
     var verbosity: Verbosity
     private let toStandardOutput: Bool
+    private let standardOutputIsJournal: Bool
     private let logFile: FilePath?
     private var logFD: Int32 = -1
     private let useSyslog: Bool
 
     static let fileName = "stapler.log"
 
-    init(verbosity: Verbosity, toStandardOutput: Bool, directory: FilePath?, syslog: Bool) throws(FileError) {
+    init(verbosity: Verbosity, toStandardOutput: Bool, standardOutputIsJournal: Bool = false, directory: FilePath?,
+         syslog: Bool) throws(FileError) {
         self.verbosity = verbosity
         self.toStandardOutput = toStandardOutput
+        self.standardOutputIsJournal = standardOutputIsJournal
         self.logFile = directory?.appending(Self.fileName)
         self.useSyslog = syslog
         if syslog { openlog("stapler", LOG_PID | LOG_NDELAY, LOG_DAEMON) }
@@ -57,11 +63,12 @@ final class Logger {
     }
 
     private func write(_ level: Verbosity, _ text: String) {
-        if toStandardOutput || logFD >= 0 {
-            let line = Array("\(UTCTime.format(UTCTime.now())) \(Self.label(level)) \(text)\n".utf8)
-            if toStandardOutput { Self.writeAll(1, line) }
-            if logFD >= 0 { Self.writeAll(logFD, line) }
+        lazy var stamped = Array("\(UTCTime.format(UTCTime.now())) \(Self.label(level)) \(text)\n".utf8)
+        if toStandardOutput {
+            Self.writeAll(1, standardOutputIsJournal
+                ? Array("<\(Self.syslogPriority(level))>\(Self.label(level)) \(text)\n".utf8) : stamped)
         }
+        if logFD >= 0 { Self.writeAll(logFD, stamped) }
         if useSyslog {
             text.withCString { cText in
                 withVaList([cText]) { vsyslog(Self.syslogPriority(level), "%s", $0) }
