@@ -587,6 +587,12 @@ final class EventsEndToEndTests: XCTestCase {
         XCTAssertLessThanOrEqual(after - before, 2, "the idle daemon woke up \(after - before) times in 3 s")
         XCTAssertEqual(daemon.threadCount, 1)
         XCTAssertTrue(daemon.isRunning)
+
+        // The same measurement sees wake-ups when there are some: a touch makes it fetch.
+        try Hardening.touch("\(certs)/site-0.pem")
+        let busy = switches()
+        XCTAssertTrue(waitUntil(timeout: 3, interval: 0.1) { switches() - busy > 2 }, "a touch wakes the daemon up")
+        XCTAssertTrue(daemon.waitForLog("\(certs)/site-0.pem: changed on disk"), daemon.log)
     }
 
     // MARK: Helpers

@@ -180,7 +180,7 @@ final class HardeningFuzzTests: XCTestCase {
     private func fuzz(seeds: [[UInt8]], regressions: [[UInt8]], _ body: ([UInt8]) -> Void) -> Int {
         for input in regressions { body(input) }
         for input in seeds { body(input) }
-        var generator = SeededGenerator(seed: 0xC0FFEE)
+        var generator = SeededGenerator.announced("hardening fuzz mutations", fixed: 0xC0FFEE)
         let deadline = Date().addingTimeInterval(Self.budget)
         var runs = regressions.count + seeds.count
         while Date() < deadline {

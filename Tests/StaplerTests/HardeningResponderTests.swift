@@ -31,7 +31,7 @@ final class HardeningResponderTests: XCTestCase {
         // Route, what the responder does there, what the failure line must contain.
         let other = try pki.issueLeaf(commonName: "other.test", ocspURLs: [live])
         let noEKU = try pki.issueResponder(name: "Responder without OCSPSigning", withOCSPSigning: false)
-        var random = SeededGenerator(seed: 0x5EED)
+        var random = SeededGenerator.announced("hostile responders' random body", fixed: 0x5EED)
         let randomBytes = (0..<2048).map { _ in UInt8.random(in: 0...255, using: &random) }
         let plans: [(route: String, expected: String, behaviour: (TestPKI.Leaf) throws -> HostileResponder.Behaviour)] = [
             ("random", "not a DER OCSP response", { _ in .ocsp(randomBytes) }),
@@ -223,18 +223,5 @@ final class HardeningResponderTests: XCTestCase {
         let path = temp.file("record-\(leaf.serial).pem")
         try pki.writeBundle(leaf, to: path, includeKey: false)
         return try CertificateBundle.load(path: FilePath(path), now: UTCTime.now(), issuers: IssuerStore()).certID
-    }
-}
-
-/// A deterministic generator (SplitMix64), so random inputs are the same at every run.
-struct SeededGenerator: RandomNumberGenerator {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE5_E4B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
