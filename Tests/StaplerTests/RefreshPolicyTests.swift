@@ -88,6 +88,24 @@ final class RefreshPolicyTests: XCTestCase {
         XCTAssertEqual(due, now + 43200)
     }
 
+    /// After a wall clock step the staple's own dates decide again.
+    func testAClockStepJudgesTheStapleAgainByItsDates() {
+        // A week-long staple fetched at `now`, judged after steps to three new clocks.
+        let thisUpdate = now, nextUpdate = now + 7 * 86400
+        func judge(_ newNow: Int64, maxAge: Int64? = nil) -> RefreshPolicy.AfterClockStep {
+            policy.afterClockStep(thisUpdate: thisUpdate, nextUpdate: nextUpdate, fetchedAt: now, cacheMaxAge: maxAge,
+                                  certificateNotAfter: farFuture, now: newNow, random: 0)
+        }
+        XCTAssertEqual(judge(nextUpdate + 1), .fetchNow, "forward past nextUpdate: expired")
+        XCTAssertEqual(judge(nextUpdate - 3600), .fetchNow, "forward inside the minimum validity")
+        XCTAssertEqual(judge(now + 5 * 86400), .refreshAt(now + 5 * 86400 + 30),
+                       "forward past the midpoint, still valid: soon (never sooner than the minimum delay)")
+        XCTAssertEqual(judge(now - 30 * 86400), .refreshAt(now + 7 * 86400 / 2),
+                       "backward: the midpoint of the staple's own validity")
+        XCTAssertEqual(judge(now - 30 * 86400, maxAge: 86400), .refreshAt(now + 7 * 86400 / 2),
+                       "a fetch time from the old clock after a backward step counts as now")
+    }
+
     func testRecyclesOnlyStaplesWithMoreThanMinimumValidityLeft() {
         XCTAssertTrue(policy.isRecyclable(nextUpdate: now + 7201, now: now))
         XCTAssertFalse(policy.isRecyclable(nextUpdate: now + 7200, now: now))

@@ -141,4 +141,34 @@ final class StapleRefresherTests: XCTestCase {
         try rig.loop.runForTest(deadline: .seconds(5)) { !rig.outcomes().isEmpty }
         guard case .stapled = rig.outcomes()[0].1 else { return XCTFail("\(rig.outcomes())") }
     }
+
+    /// A clock step, injected: a step backward reschedules, a step forward into the minimum
+    /// validity fetches at once.
+    func testAClockStepReschedulesOrFetchesByTheNewClock() throws {
+        let rig = try makeRig(prefix: "stapler-refresher-step")
+        let port = freeLoopbackPort()
+        let leaf = try rig.pki.issueLeaf(ocspURLs: ["http://127.0.0.1:\(port)/"])
+        let responder = try OCSPResponderProcess(pki: rig.pki, port: port)
+        defer { responder.stop() }
+        let certificate = try rig.track(leaf, name: "site.pem")
+        try rig.pki.ocspResponse(for: leaf).write(to: URL(fileURLWithPath: certificate.path.description + ".ocsp"))
+        rig.refresher.adopt(certificate)
+        guard let staple = certificate.refresh.staple, let planned = certificate.refresh.nextRefresh else {
+            return XCTFail(rig.log)
+        }
+
+        // Backward by 30 days: still valid, a refresh planned from the staple's own dates.
+        let backward = rig.refresher.clockStepped([certificate], now: UTCTime.now() - 30 * 86400)
+        XCTAssertEqual(backward.fetched, 0)
+        XCTAssertEqual(backward.rescheduled, 1)
+        XCTAssertLessThanOrEqual(certificate.refresh.nextRefresh ?? 0, planned)
+        XCTAssertTrue(rig.refresher.isIdle, "nothing fetched")
+
+        // Forward to an hour before nextUpdate (inside the 2 h minimum validity): fetch now.
+        let forward = rig.refresher.clockStepped([certificate], now: staple.nextUpdate - 3600)
+        XCTAssertEqual(forward.fetched, 1)
+        try rig.loop.runForTest { !rig.outcomes().isEmpty }
+        guard case .stapled = rig.outcomes()[0].1 else { return XCTFail(rig.log) }
+        XCTAssertEqual(responder.requestCount, 1)
+    }
 }

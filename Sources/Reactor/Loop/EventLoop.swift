@@ -26,7 +26,7 @@ public final class EventLoop {
         epollFD = try retryingOnInterrupt("epoll_create1") { epoll_create1(CEPOLL_CLOEXEC) }
         do {
             timerFD = try retryingOnInterrupt("timerfd_create") {
-                timerfd_create(CLOCK_MONOTONIC, CEPOLL_TFD_NONBLOCK | CEPOLL_TFD_CLOEXEC)
+                timerfd_create(MonotonicInstant.clock, CEPOLL_TFD_NONBLOCK | CEPOLL_TFD_CLOEXEC)
             }
         } catch {
             close(epollFD)

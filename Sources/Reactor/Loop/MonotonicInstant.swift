@@ -1,15 +1,20 @@
 import Glibc
 
-/// A point on CLOCK_MONOTONIC, in nanoseconds: the clock timerfd counts on, immune to wall
-/// clock jumps.
+/// A point on CLOCK_BOOTTIME, in nanoseconds: the clock the loop's timerfd counts on. It
+/// never goes back and ignores wall clock steps, like CLOCK_MONOTONIC, but unlike it keeps
+/// counting while the machine or VM is suspended: a refresh due in 3 days fires 3 days of
+/// real time later even if 2 of them passed in suspend, not 5.
 public struct MonotonicInstant: Comparable, Hashable, Sendable, CustomStringConvertible {
     public var nanoseconds: UInt64
 
     public init(nanoseconds: UInt64) { self.nanoseconds = nanoseconds }
 
+    /// The clock behind every instant and the loop's timerfd.
+    public static let clock = CLOCK_BOOTTIME
+
     public static func now() -> MonotonicInstant {
         var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
+        clock_gettime(Self.clock, &ts)
         return MonotonicInstant(nanoseconds: UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec))
     }
 

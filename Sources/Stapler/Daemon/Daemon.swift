@@ -26,6 +26,7 @@ final class Daemon {
     private(set) var haproxy: HAProxyFanOut!
     private var metrics: MetricsServer!
     private var signals: SignalSource?
+    private var clockSteps: WallClockSteps?
     /// Where to tell systemd about start, reload and stop (Daemon+ServiceNotifier.swift).
     var serviceNotifier: ServiceNotifier?
 
@@ -80,6 +81,9 @@ final class Daemon {
             self.handle(signal: $0)
         }
         try metrics.start(at: options.oneOff ? nil : options.metricsAddress)
+        if !options.oneOff {
+            clockSteps = try WallClockSteps(loop: loop) { [unowned self] in self.clockStepped(by: $0) }
+        }
         try watcher.configure(Self.watchSettings(options))
         haproxy.configure(sockets: options.allHAProxySockets, keepalive: options.haproxySocketKeepalive)
         logger.info("starting: \(options.certificateLocations.count) certificate path(s), "
@@ -104,6 +108,7 @@ final class Daemon {
         if let oneOffDeadline { loop.cancel(oneOffDeadline) }
         watcher.close()
         signals?.close()
+        clockSteps?.close()
         metrics.close()
         loop.stop()
     }
@@ -151,6 +156,15 @@ final class Daemon {
             }
         }
         watcher.rescan()
+    }
+
+    /// The wall clock was set (NTP, an operator, a restored VM): judge every staple again.
+    func clockStepped(by nanoseconds: Int64) {
+        let (fetched, rescheduled) = refresher.clockStepped(certificates.values, now: UTCTime.now())
+        let seconds = Double(nanoseconds) / 1e9
+        let size = abs(seconds) >= 1 ? "\(Int64(seconds.rounded())) s" : "\(Int64((seconds * 1000).rounded())) ms"
+        logger.warning("wall clock stepped by \(nanoseconds >= 0 ? "+" : "")\(size): \(fetched) staple(s) expired or "
+                       + "within --minimum-validity, fetching now; \(rescheduled) refresh(es) rescheduled")
     }
 
     // MARK: Refresh outcomes

@@ -5,6 +5,13 @@ final class Statistics {
     var fetchesSucceeded = 0
     var fetchesFailed = 0
     private(set) var pushes: [HAProxyPushOutcome: Int] = [:]
+    /// The most a responder's thisUpdate was ahead of our clock, in seconds, since start
+    /// (0 when never): a large value says our clock is behind, not the responders'.
+    private(set) var largestResponderClockLead: Int64 = 0
+
+    func noteResponder(thisUpdate: Int64, now: Int64) {
+        largestResponderClockLead = max(largestResponderClockLead, thisUpdate.saturatingSubtract(now))
+    }
 
     func record(push result: HAProxyPushResult) {
         pushes[result.outcome, default: 0] += 1

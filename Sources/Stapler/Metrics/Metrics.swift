@@ -123,6 +123,10 @@ enum Metrics {
         out.family("stapler_haproxy_pushes_pending", .gauge, "Staples sent to HAProxy and not answered yet.")
         out.sample("stapler_haproxy_pushes_pending", value: Int64(process.pushesPending))
 
+        out.family("stapler_responder_clock_lead_seconds", .gauge,
+                   "The most a responder's thisUpdate was ahead of our clock since start; large means our clock is behind.")
+        out.sample("stapler_responder_clock_lead_seconds", value: statistics.largestResponderClockLead)
+
         out.family("stapler_build_info", .gauge, "Always 1; the version is in the label.")
         out.sample("stapler_build_info", labels: labelSet("version", process.version), value: 1)
         out.family("process_start_time_seconds", .gauge, "Start time of the process since the Unix epoch in seconds.")

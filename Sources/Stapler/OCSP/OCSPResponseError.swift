@@ -114,7 +114,8 @@ struct OCSPResponseError: Error, Equatable, Sendable, CustomStringConvertible {
         case .unknownStatus:
             return "responder does not know this certificate (status unknown)"
         case .thisUpdateInFuture(let thisUpdate, let skew):
-            return "thisUpdate \(UTCTime.format(thisUpdate)) is more than \(skew) s in the future"
+            return "thisUpdate \(UTCTime.format(thisUpdate)) is more than \(skew) s in the future "
+                + "(by our clock: is it behind?)"
         case .missingNextUpdate:
             return "response has no nextUpdate (it cannot be scheduled, HAProxy would not load it)"
         case .nextUpdateNotAfterThisUpdate(let thisUpdate, let nextUpdate):

@@ -95,6 +95,31 @@ final class StapleRefresher {
         enqueue(certificate)
     }
 
+    /// The wall clock was set: every staple's validity and refresh were judged by the old
+    /// clock. Those now expired or within the minimum validity are fetched at once (urgent
+    /// lane), the others rescheduled from their own dates. Refreshes in progress, and retries
+    /// (delays on the boot clock, which a step does not move), stay as they are.
+    func clockStepped(_ certificates: some Sequence<TrackedCertificate>, now: Int64) -> (fetched: Int, rescheduled: Int) {
+        var fetched = 0
+        var rescheduled = 0
+        for certificate in certificates {
+            guard let record = certificate.record, let staple = certificate.refresh.staple,
+                  !certificate.refresh.isFetching, !queue.contains(certificate), certificate.refresh.lastError == nil
+            else { continue }
+            switch policy.afterClockStep(thisUpdate: staple.thisUpdate, nextUpdate: staple.nextUpdate,
+                                         fetchedAt: staple.fetchedAt, cacheMaxAge: staple.cacheMaxAge,
+                                         certificateNotAfter: record.notAfter, now: now, random: randomFraction()) {
+            case .fetchNow:
+                enqueue(certificate, urgent: true)
+                fetched += 1
+            case .refreshAt(let due):
+                schedule(certificate, at: due, now: now)
+                rescheduled += 1
+            }
+        }
+        return (fetched, rescheduled)
+    }
+
     /// Stops whatever is planned or running for a certificate; what it knows stays.
     func cancel(_ certificate: TrackedCertificate) {
         if let timer = certificate.refresh.timer { loop.cancel(timer) }
@@ -277,8 +302,13 @@ final class StapleRefresher {
         do {
             answer = try exchange.accept(result, for: record, now: now)
         } catch {
+            if case .response(let refusal) = error.reason,
+               case .thisUpdateInFuture(let thisUpdate, _) = refusal.reason {
+                statistics.noteResponder(thisUpdate: thisUpdate, now: now)
+            }
             return attemptFailed(certificate, reason: "\(error)")
         }
+        statistics.noteResponder(thisUpdate: answer.verified.thisUpdate, now: now)
         do {
             let outcome = try StapleFile.write(answer.verified.der, forCertificate: certificate.path, using: writer) {
                 [weak self, weak certificate] error in
@@ -326,8 +356,10 @@ final class StapleRefresher {
         let due = policy.nextRefresh(thisUpdate: verified.thisUpdate, nextUpdate: verified.nextUpdate,
                                      fetchedAt: now, cacheMaxAge: answer.cacheMaxAge,
                                      certificateNotAfter: record.notAfter, now: now, random: randomFraction())
+        let implausible = verified.nextUpdate.saturatingSubtract(now) > RefreshPolicy.implausibleValidity
         logger.info("\(certificate.path): \(written ? "staple written" : "staple unchanged"): "
                     + "\(verified.statusDescription), valid until \(UTCTime.format(verified.nextUpdate))"
+                    + (implausible ? " (more than a year ahead by our clock: is it behind?)" : "")
                     + (settings.onePass ? "" : ", next refresh \(UTCTime.format(due))"))
         // Stopping: the file is in place; HAProxy and timers are being shut down.
         guard !isStopped else { return }

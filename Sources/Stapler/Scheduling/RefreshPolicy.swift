@@ -41,6 +41,28 @@ struct RefreshPolicy: Sendable {
         return min(due, certificateNotAfter)
     }
 
+    /// What a wall clock step means for a staple being served: dates compared against the old
+    /// clock are compared again. Expired, or within `minimumValidity` of expiring, by the new
+    /// clock: fetch now. Otherwise the refresh the policy gives from the staple's own dates.
+    enum AfterClockStep: Equatable {
+        case fetchNow
+        case refreshAt(Int64)
+    }
+
+    func afterClockStep(thisUpdate: Int64, nextUpdate: Int64, fetchedAt: Int64?, cacheMaxAge: Int64?,
+                        certificateNotAfter: Int64, now: Int64, random: Double) -> AfterClockStep {
+        guard isRecyclable(nextUpdate: nextUpdate, now: now) else { return .fetchNow }
+        // A fetch time from before the step is on the old clock; max-age counts from now then.
+        let fetched = fetchedAt.map { min($0, now) } ?? now
+        return .refreshAt(nextRefresh(thisUpdate: thisUpdate, nextUpdate: nextUpdate, fetchedAt: fetched,
+                                      cacheMaxAge: cacheMaxAge, certificateNotAfter: certificateNotAfter, now: now,
+                                      random: random))
+    }
+
+    /// How far ahead a staple's nextUpdate can lie before it hints that our clock is behind:
+    /// responders sign for days, CAs for at most a few weeks.
+    static let implausibleValidity: Int64 = 366 * 86_400
+
     /// Whether a staple found on disk at start can be served as it is until its refresh.
     func isRecyclable(nextUpdate: Int64, now: Int64) -> Bool {
         nextUpdate.saturatingSubtract(minimumValidity) > now
