@@ -43,30 +43,98 @@ final class SocketListenerTests: XCTestCase {
         XCTAssertEqual(server.connectionsTimedOut, 0)
     }
 
-    func testConnectionCapMakesFurtherClientsWaitInTheBacklogUntilASlotFrees() throws {
+    func testAFullServerGivesANewcomerTheSlotOfTheOldestIdleConnection() throws {
         let loop = try EventLoop()
         let server = try SimpleHTTPServer(loop: loop, host: "127.0.0.1", port: 0,
-                                          configuration: .init(maxConnections: 4, requestTimeout: .seconds(30))) { _ in
-            .init(status: 200, text: "served")
+                                          configuration: .init(maxConnections: 4, requestTimeout: .seconds(30),
+                                                               deferAcceptUntilRequest: false)) { request in
+            .init(status: 200, text: "served \(request.target)")
         }
         // Four clients that connect and say nothing hold every slot.
-        let idle = try (0..<4).map { _ in try RawClient(loop: loop, port: server.port) }
+        var idle: [RawClient] = []
+        for _ in 0..<4 {
+            idle.append(try RawClient(loop: loop, port: server.port))
+            try loop.runForTest(until: { server.openConnections == idle.count })
+        }
+
+        // The oldest one asks at last, at the same moment a newcomer arrives: whichever event
+        // the loop sees first, the request already in the socket is answered, not evicted.
+        idle[0].send("GET /first HTTP/1.1\r\n\r\n")
+        let newcomer = try RawClient(loop: loop, port: server.port)
+        newcomer.send("GET /new HTTP/1.1\r\n\r\n")
+        try loop.runForTest(until: { newcomer.isClosed && idle[0].isClosed })
+        XCTAssertTrue(newcomer.text.hasSuffix("\r\n\r\nserved /new"), newcomer.text)
+        XCTAssertTrue(idle[0].text.hasSuffix("\r\n\r\nserved /first"), idle[0].text)
+        XCTAssertTrue(idle[1...].allSatisfy { !$0.isClosed }, "an answered connection made the room")
+        try loop.runForTest(until: { server.openConnections == 3 })
+
+        // Full again with a silent newcomer; the next one takes the slot of the oldest silent
+        // connection at once, instead of waiting in the backlog for a timeout.
+        let evictedBefore = server.connectionsEvicted
+        let silent = try RawClient(loop: loop, port: server.port)
         try loop.runForTest(until: { server.openConnections == 4 })
-        XCTAssertFalse(server.isClosed)
+        let asking = try RawClient(loop: loop, port: server.port)
+        asking.send("GET /asking HTTP/1.1\r\n\r\n")
+        try loop.runForTest(until: { asking.isClosed && idle[1].isClosed })
+        XCTAssertTrue(asking.text.hasSuffix("\r\n\r\nserved /asking"), asking.text)
+        XCTAssertTrue(idle[1].received.isEmpty, "the oldest silent connection is closed without an answer")
+        XCTAssertFalse(idle[2].isClosed)
+        XCTAssertFalse(idle[3].isClosed)
+        XCTAssertFalse(silent.isClosed)
+        XCTAssertEqual(server.connectionsEvicted, evictedBefore + 1)
+        XCTAssertLessThanOrEqual(server.openConnections, 4)
+        XCTAssertEqual(server.connectionsTimedOut, 0, "nobody waited for a timeout")
+        for client in idle + [silent] { client.close() }
+    }
 
-        // The kernel completes the fifth handshake (backlog), but the server does not take it.
-        let waiting = try RawClient(loop: loop, port: server.port)
-        waiting.send("GET /late HTTP/1.1\r\nHost: x\r\n\r\n")
-        try runLoop(loop, for: .milliseconds(200))
-        XCTAssertEqual(server.connectionsAccepted, 4)
-        XCTAssertTrue(waiting.received.isEmpty, "no answer while every slot is taken")
+    func testOverTCPASilentConnectionIsNotTakenUntilItSpeaks() throws {
+        let loop = try EventLoop()
+        let server = try SimpleHTTPServer(loop: loop, host: "127.0.0.1", port: 0) { request in
+            .init(status: 200, text: "served \(request.target)")
+        }
+        let silent = try (0..<3).map { _ in try RawClient(loop: loop, port: server.port) }
+        let speaking = try RawClient(loop: loop, port: server.port)
+        speaking.send("GET /spoke HTTP/1.1\r\n\r\n")
+        // The same wait sees the speaking client taken and answered, the silent ones not.
+        try runLoop(loop, for: .milliseconds(300))
+        XCTAssertTrue(speaking.text.hasSuffix("\r\n\r\nserved /spoke"), speaking.text)
+        XCTAssertEqual(server.connectionsAccepted, 1, "the kernel holds the silent ones")
 
-        idle[0].close()
-        try loop.runForTest(until: { waiting.isClosed })
-        XCTAssertTrue(waiting.text.hasPrefix("HTTP/1.1 200 OK\r\n"), waiting.text)
-        XCTAssertTrue(waiting.text.hasSuffix("\r\n\r\nserved"), waiting.text)
-        XCTAssertEqual(server.connectionsAccepted, 5)
-        for client in idle { client.close() }
+        silent[0].send("GET /late HTTP/1.1\r\n\r\n")
+        try loop.runForTest(until: { silent[0].isClosed })
+        XCTAssertTrue(silent[0].text.hasSuffix("\r\n\r\nserved /late"), silent[0].text)
+        XCTAssertEqual(server.connectionsAccepted, 2)
+        for client in silent { client.close() }
+    }
+
+    func testWhenEverySlotIsWritingTheClientThatStoppedReadingLongestMakesRoom() throws {
+        let loop = try EventLoop()
+        let big = [UInt8](repeating: UInt8(ascii: "w"), count: 8 << 20)
+        let server = try SimpleHTTPServer(loop: loop, host: "127.0.0.1", port: 0,
+                                          configuration: .init(maxConnections: 2, sendIdleTimeout: .seconds(30))) { request in
+            request.target == "/small" ? .init(status: 200, text: "small") : .init(status: 200, body: big)
+        }
+        // Two clients ask for the big answer and stop reading: both slots are writing.
+        let first = try RawClient(loop: loop, port: server.port, reads: false)
+        first.send("GET /big HTTP/1.1\r\n\r\n")
+        try loop.runForTest(until: { server.queuedBytes > 0 })
+        let second = try RawClient(loop: loop, port: server.port, reads: false)
+        second.send("GET /big HTTP/1.1\r\n\r\n")
+        try loop.runForTest(until: { server.queuedBytes > big.count })
+
+        let newcomer = try RawClient(loop: loop, port: server.port)
+        newcomer.send("GET /small HTTP/1.1\r\n\r\n")
+        try loop.runForTest(until: { newcomer.isClosed })
+        XCTAssertTrue(newcomer.text.hasSuffix("\r\n\r\nsmall"), newcomer.text)
+        XCTAssertEqual(server.connectionsEvicted, 1)
+        try loop.runForTest(until: { server.openConnections == 1 })
+        XCTAssertGreaterThan(server.queuedBytes, 0, "one writer still holds its answer")
+        XCTAssertLessThanOrEqual(server.queuedBytes, big.count)
+        // The first writer stalled first: it is the one closed (after the bytes already in
+        // the kernel's buffers, its stream ends).
+        try loop.runForTest(until: { first.isClosedByServer() })
+        first.close()
+        second.close()
     }
 
     // MARK: Hostile clients
@@ -141,6 +209,39 @@ final class SocketListenerTests: XCTestCase {
         XCTAssertEqual(server.openConnections, 0)
         XCTAssertEqual(server.responsesSent, 0)
         stuck.close()
+    }
+
+    func testClientReadingTheAnswerByDropsIsCutOffAtTheResponseDeadline() throws {
+        let loop = try EventLoop()
+        let big = [UInt8](repeating: UInt8(ascii: "d"), count: 96 << 20)
+        let server = try SimpleHTTPServer(loop: loop, host: "127.0.0.1", port: 0,
+                                          configuration: .init(sendIdleTimeout: .milliseconds(600),
+                                                               responseTimeout: .milliseconds(1500),
+                                                               maxQueuedBytes: 256 << 20)) { _ in
+            .init(status: 200, body: big)
+        }
+        let trickle = try RawClient(loop: loop, port: server.port, reads: false, receiveBuffer: nil)
+        trickle.send("GET / HTTP/1.1\r\n\r\n")
+        let started = MonotonicInstant.now()
+        // 512 KiB every 20 ms (25 MB/s): never idle for the 600 ms the idle timeout allows
+        // (the server's send buffer frees often enough), yet 96 MB would take about 4 s.
+        var taken = 0
+        var sip: (() -> Void)?
+        sip = {
+            taken += trickle.readSome(512 << 10)
+            loop.schedule(after: .milliseconds(20)) { sip?() }
+        }
+        sip?()
+        try loop.runForTest(until: { server.connectionsTimedOut == 1 })
+        sip = nil
+        let lasted = MonotonicInstant.now().duration(since: started)
+        XCTAssertGreaterThanOrEqual(lasted, .milliseconds(1450), "idle never: only the whole-answer deadline ends it")
+        XCTAssertLessThan(lasted, .seconds(4))
+        XCTAssertGreaterThan(taken, 8 << 20, "the client did take bytes all along")
+        XCTAssertLessThan(taken, big.count)
+        XCTAssertEqual(server.queuedBytes, 0)
+        XCTAssertEqual(server.openConnections, 0)
+        trickle.close()
     }
 
     func testAnswersBeyondTheQueuedBytesLimitBecome503() throws {
@@ -283,12 +384,11 @@ private final class RawClient {
     var text: String { String(decoding: received, as: UTF8.self) }
 
     /// `reads: false` leaves the answer in the socket, like a client that stopped reading.
-    init(loop: EventLoop, port: UInt16, reads: Bool = true) throws {
+    /// `receiveBuffer` (for those): a small window, so the server's side fills quickly.
+    init(loop: EventLoop, port: UInt16, reads: Bool = true, receiveBuffer: Int32? = 4096) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw SystemError("socket") }
-        if !reads {
-            // A small receive window, so the server's side fills quickly.
-            var size: Int32 = 4096
+        if !reads, var size = receiveBuffer {
             _ = setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
         }
         var address = sockaddr_in()
@@ -317,6 +417,25 @@ private final class RawClient {
         guard !isClosed else { return }
         let bytes = Array(text.utf8)
         _ = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+    }
+
+    /// For a client made with `reads: false`: takes up to `count` bytes without waiting.
+    func readSome(_ count: Int) -> Int {
+        guard fd >= 0 else { return 0 }
+        var buffer = [UInt8](repeating: 0, count: count)
+        return max(0, buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) })
+    }
+
+    /// For a client made with `reads: false`: whether the server has closed (or reset) the
+    /// connection. Reads and drops what is in the socket.
+    func isClosedByServer() -> Bool {
+        var buffer = [UInt8](repeating: 0, count: 1 << 16)
+        while fd >= 0 {
+            let got = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if got > 0 { continue }
+            return got == 0 || !(errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+        }
+        return true
     }
 
     func close() {

@@ -1,10 +1,14 @@
 import Foundation
+import Reactor
 import TestSupport
 import XCTest
 
 /// `--metrics` as an operator meets it: the real `stapler` binary, a real `openssl ocsp`
 /// responder, scraped with the `curl` command line on 127.0.0.1. The values must match the
-/// staple files on disk (read back with openssl) and the SIGUSR1 status table.
+/// staple files on disk (read back with openssl) and the SIGUSR1 status table. Open to
+/// hostile clients (idle floods, slowloris, 1 MB request lines, garbage, half-closed sockets,
+/// clients that never read), a good scrape still answers within a second, the daemon's
+/// descriptors and memory stay bounded, and a certificate touched meanwhile is stapled.
 final class MetricsEndToEndTests: XCTestCase {
     private var temp: TemporaryDirectory!
     private var pki: TestPKI!
@@ -216,6 +220,102 @@ final class MetricsEndToEndTests: XCTestCase {
 
         XCTAssertEqual(try scrape(port).status, 200)
         XCTAssertFalse(FileManager.default.fileExists(atPath: socket), "the old socket file is removed")
+    }
+
+    // MARK: Hostile clients
+
+    /// The metrics server's connection cap.
+    private var maxConnections: Int { SimpleHTTPServer.Configuration().maxConnections }
+    /// Descriptors the daemon may open besides the metrics connections while it staples
+    /// (a responder connection, the staple file and its directory, curl's own).
+    private var staplingDescriptorAllowance: Int { 8 }
+    /// Memory the attacks may add to the daemon's resident set.
+    private var residentGrowthLimitKiB: Int { 16 << 10 }
+
+    func testScrapesStayFastAndStaplingGoesOnUnderEveryAttackOverTCP() throws {
+        let seed = UInt64.random(in: 1...UInt64.max)
+        print("garbage seed: \(seed)")
+        XCTAssertGreaterThanOrEqual(HostileHTTPClients.raiseDescriptorLimit(to: 12_000), 10_500,
+                                    "10,000 attacking connections need the descriptors")
+        let port = freeLoopbackPort()
+        let site = try startStapling(metrics: "127.0.0.1:\(port)")
+        try withstand(HostileHTTPAttack.fullBattery(seed: seed), endpoint: .tcp(port: port), site: site)
+    }
+
+    func testScrapesStayFastAndStaplingGoesOnUnderAttackOverAUnixSocket() throws {
+        let socket = temp.file("metrics.sock")
+        let site = try startStapling(metrics: socket)
+        try withstand(HostileHTTPAttack.briefBattery, endpoint: .unix(path: socket), site: site)
+    }
+
+    private struct Site {
+        let daemon: StaplerProcess
+        let certificate: String
+    }
+
+    /// A daemon stapling one certificate from a live responder, with metrics at `metrics`.
+    private func startStapling(metrics: String) throws -> Site {
+        let responderPort = freeLoopbackPort()
+        let leaf = try pki.issueLeaf(commonName: "attacked.test", ocspURLs: ["http://127.0.0.1:\(responderPort)/"])
+        responder = try OCSPResponderProcess(pki: pki, port: responderPort)
+        let certs = temp.file("certs")
+        try FileManager.default.createDirectory(atPath: certs, withIntermediateDirectories: true)
+        let certificate = "\(certs)/attacked.pem"
+        try pki.writeBundle(leaf, to: certificate)
+        let daemon = try startDaemon(["--metrics", metrics, certs])
+        XCTAssertTrue(daemon.waitForLog("\(certificate): staple written"), daemon.log)
+        return Site(daemon: daemon, certificate: certificate)
+    }
+
+    /// Runs each attack in turn. During each one the certificate is touched and must be
+    /// stapled again (a fresh fetch from the responder), good scrapes must all answer 200
+    /// within a second, and the daemon's descriptors and memory are sampled between scrapes.
+    private func withstand(_ attacks: [(kind: HostileHTTPAttack.Kind, seconds: TimeInterval)], endpoint: StreamEndpoint,
+                           site: Site) throws {
+        let daemon = site.daemon
+        let baseDescriptors = try XCTUnwrap(descriptorCount(daemon.pid))
+        let baseResident = try XCTUnwrap(daemon.residentKiB)
+        print("daemon before the attacks: \(baseDescriptors) descriptors, VmRSS \(baseResident) KiB")
+        for (kind, seconds) in attacks {
+            let stapledBefore = stapleLines(site)
+            let fetchesBefore = responder?.requestCount ?? 0
+            // A touch asks for a fresh staple at once.
+            try FileManager.default.setAttributes([.modificationDate: Date()], ofItemAtPath: site.certificate)
+            var peakDescriptors = 0
+            var peakResident = 0
+            let outcome = HostileHTTPAttack.run(kind, against: endpoint, for: seconds, alsoUntil: {
+                self.stapleLines(site) > stapledBefore
+            }, sample: {
+                peakDescriptors = max(peakDescriptors, self.descriptorCount(daemon.pid) ?? 0)
+                peakResident = max(peakResident, daemon.residentKiB ?? 0)
+            })
+            print("\(outcome); daemon peaks: \(peakDescriptors) descriptors, VmRSS \(peakResident) KiB")
+
+            XCTAssertTrue(daemon.isRunning, "\(kind): \(daemon.log)")
+            outcome.assertWithstood(maxConnections: maxConnections, endpoint: endpoint)
+            XCTAssertGreaterThan(stapleLines(site), stapledBefore, "\(kind): the touched certificate was stapled again")
+            XCTAssertGreaterThan(responder?.requestCount ?? 0, fetchesBefore, "\(kind): from a fresh fetch")
+            XCTAssertLessThanOrEqual(peakDescriptors, baseDescriptors + maxConnections + staplingDescriptorAllowance,
+                                     "\(kind): the daemon's descriptors stay bounded")
+            XCTAssertLessThanOrEqual(peakResident, baseResident + residentGrowthLimitKiB, "\(kind): memory stays bounded")
+            if case .halfClosed = kind {
+                // Let go as soon as the client's end of stream arrives, not held to the timeout.
+                XCTAssertLessThanOrEqual(peakDescriptors, baseDescriptors + maxConnections / 2, "\(kind)")
+            }
+        }
+        // Once the attackers are gone the daemon lets go of their connections.
+        XCTAssertTrue(waitUntil(timeout: 10) { (self.descriptorCount(daemon.pid) ?? .max) <= baseDescriptors + 2 },
+                      "descriptors after the attacks: \(descriptorCount(daemon.pid) ?? -1), before \(baseDescriptors)")
+        XCTAssertEqual(HostileHTTPClients.scrape(endpoint).status, 200)
+    }
+
+    /// Successful fetches of the site's certificate so far ("staple written" or "unchanged").
+    private func stapleLines(_ site: Site) -> Int {
+        site.daemon.log.components(separatedBy: "\(site.certificate): staple ").count - 1
+    }
+
+    private func descriptorCount(_ pid: Int32) -> Int? {
+        (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd"))?.count
     }
 
     // MARK: Helpers

@@ -78,4 +78,50 @@ enum FuzzBodies {
                                certificateNotAfter: times[1] ^ times[2], now: times[0] &- times[2], random: 0.5)
         _ = policy.isRecyclable(nextUpdate: times[1], now: times[0])
     }
+
+    /// A metrics client's bytes as the server reads them: in chunks (sizes from the first
+    /// byte), the end of the head searched from just before each new chunk as `readHead`
+    /// does, which must find what a search of the whole buffer finds; then the head parsed
+    /// and its fields echoed into an answer head.
+    static func metricsRequest(_ bytes: [UInt8]) {
+        guard let first = bytes.first else { return }
+        let step = Int(first % 31) + 1
+        var head: [UInt8] = []
+        var index = 1
+        while index < bytes.count && head.count <= 8 << 10 {
+            let end = min(bytes.count, index + step)
+            let searchFrom = max(0, head.count - 3)
+            head.append(contentsOf: bytes[index..<end])
+            index = end
+            let found = SimpleHTTPServer.headEnd(in: head, from: searchFrom)
+            precondition(found == SimpleHTTPServer.headEnd(in: head, from: 0), "the chunked search missed the end of the head")
+            guard let found else { continue }
+            if let request = SimpleHTTPServer.parse(Array(head[..<found])) {
+                _ = request.path
+                _ = request.header("Host")
+                let response = SimpleHTTPServer.Response(status: 200, headers: request.headers, body: [])
+                let answer = SimpleHTTPServer.serializeHead(response, contentLength: 0)
+                // Whatever the client sent, echoed fields cannot end the answer's head early.
+                precondition(SimpleHTTPServer.headEnd(in: answer, from: 0) == answer.count - 3, "a field split the head")
+            }
+            return
+        }
+    }
+
+    /// Option values naming where to listen or connect: `--metrics` (HOST:PORT, [IPV6]:PORT,
+    /// PORT, a socket path) and socket path lists (`-s`), through the settings layer as the
+    /// command line gives them. Every `--metrics` value accepted must also make a kernel
+    /// socket address, or the daemon would fail at bind with a worse message.
+    static func addresses(_ bytes: [UInt8]) {
+        if let address = try? SettingValueParser.metricsAddress(bytes) {
+            _ = address.description
+            if case .failure(let error) = Result(catching: { () throws(SystemError) in try SocketAddress(address) }) {
+                preconditionFailure("--metrics accepted \(address) but it makes no socket address: \(error)")
+            }
+        }
+        var layer = SettingsLayer()
+        try? layer.apply(.metrics, .values([bytes]), context: "--metrics")
+        let paths = bytes.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: false).map { Array($0) }
+        try? layer.apply(.haproxySockets, .values(paths), context: "--haproxy-sockets")
+    }
 }

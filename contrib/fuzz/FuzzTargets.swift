@@ -6,6 +6,7 @@ import Glibc
 
 enum FuzzTarget: String, CaseIterable {
     case pem, config, haproxycfg, framer, ocsp, headers
+    case metrics, addresses
 
     /// What the target feeds its input to, as `run.sh` and the README list it.
     var summary: String {
@@ -16,6 +17,8 @@ enum FuzzTarget: String, CaseIterable {
         case .framer: "HAProxy runtime API answer framer and answer classifier"
         case .ocsp: "OCSP response verification against a fixed issuer"
         case .headers: "responder Cache-Control and Content-Type, through to the refresh schedule"
+        case .metrics: "metrics endpoint request head: end search over chunks, request parse, answer head"
+        case .addresses: "--metrics and socket path option values, through to the kernel's socket address"
         }
     }
 }
@@ -66,6 +69,8 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     case .framer: FuzzBodies.framer(bytes)
     case .ocsp: FuzzBodies.ocsp(bytes, record: record!, now: fixedNow)
     case .headers: FuzzBodies.headers(bytes)
+    case .metrics: FuzzBodies.metricsRequest(bytes)
+    case .addresses: FuzzBodies.addresses(bytes)
     }
     return 0
 }

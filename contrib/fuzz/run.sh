@@ -78,6 +78,11 @@ cp "$pki/good.der" "$pki/nonext.der" "$work/seeds/ocsp/"
 printf '\x30\x03\x0a\x01\x03' > "$work/seeds/ocsp/trylater.der"
 printf 'public, max-age=86400\0application/ocsp-response; charset=x' > "$work/seeds/headers/typical"
 printf 'max-age="60", no-transform, =\0Application/OCSP-Response\x7f\xff\xff\xff\xff\xff\xff\xff' > "$work/seeds/headers/extremes"
+printf '\x07GET /metrics HTTP/1.1\r\nHost: localhost:9177\r\nAccept: */*\r\n\r\n' > "$work/seeds/metrics/scrape"
+printf '\x01HEAD /metrics?x=1 HTTP/1.0\nX-Odd:\t v \r\n\n' > "$work/seeds/metrics/bare-lf"
+printf '[::1]:9177' > "$work/seeds/addresses/ipv6"
+printf 'localhost:9177' > "$work/seeds/addresses/localhost"
+printf '/run/stapler/metrics.sock,./admin.sock' > "$work/seeds/addresses/paths"
 
 status=0
 export STAPLER_FUZZ_BUNDLE="$pki/bundle.pem"

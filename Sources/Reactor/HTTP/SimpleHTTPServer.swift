@@ -7,32 +7,52 @@ import Glibc
 /// deadline), the handler answers synchronously, the answer is sent with
 /// `Connection: close`, and the connection ends. No request bodies, no keep-alive, no
 /// chunking: what a scraper needs and nothing a hostile client could stretch. Every resource
-/// is bounded: open connections (more clients wait in the kernel's backlog), head size,
-/// time to send the head, idle time while the answer drains, and bytes queued for sending
-/// over all connections together.
+/// is bounded: open connections, head size, time to send the head, time to take the answer
+/// (idle and in all), and bytes queued for sending over all connections together.
+///
+/// A full server never stops accepting: a listener that waits for a free slot is held shut
+/// by anyone who keeps `maxConnections` idle connections open, and a scrape queued behind
+/// them in the backlog waits for their timeouts. Instead each newcomer takes the slot of the
+/// connection that matters least (see `evictOne`), so the descriptors stay bounded at
+/// `maxConnections` plus the listener (one more for the moment a newcomer is placed), while
+/// a client that sends its request as it connects is answered whatever the others do.
 public final class SimpleHTTPServer {
     public struct Configuration: Sendable {
-        /// Connections served at once; further clients wait in the listen backlog.
+        /// Connections held at once; a newcomer beyond it displaces the connection that
+        /// matters least.
         public var maxConnections: Int
-        /// A head (request line and fields) larger than this gets 431.
+        /// A head (request line and fields, so also a 1 MB request line) larger than this gets
+        /// 431 as soon as the cap is passed; the rest of it is read and dropped while the
+        /// answer lingers, never stored.
         public var maxRequestHeadBytes: Int
         /// The whole head must arrive within this, however slowly it trickles (slowloris).
         public var requestTimeout: Duration
         /// A client that takes none of the answer for this long is dropped.
         public var sendIdleTimeout: Duration
+        /// The whole answer must be taken within this, however steadily it trickles out (a
+        /// client reading one byte every few seconds).
+        public var responseTimeout: Duration
         /// Answer bytes queued over all connections; an answer that would exceed it is
         /// replaced by 503.
         public var maxQueuedBytes: Int
+        /// TCP: the kernel holds a new connection until its first bytes arrive (or for
+        /// `requestTimeout`), so a scraper's connection is taken with its request already
+        /// there and answered at once, never sitting silent where a flood of newcomers could
+        /// displace it; and connections that say nothing cost no descriptor for that time.
+        public var deferAcceptUntilRequest: Bool
         public var listener: SocketListener.Configuration
 
         public init(maxConnections: Int = 64, maxRequestHeadBytes: Int = 8 << 10, requestTimeout: Duration = .seconds(5),
-                    sendIdleTimeout: Duration = .seconds(5), maxQueuedBytes: Int = 64 << 20,
+                    sendIdleTimeout: Duration = .seconds(5), responseTimeout: Duration = .seconds(30),
+                    maxQueuedBytes: Int = 64 << 20, deferAcceptUntilRequest: Bool = true,
                     listener: SocketListener.Configuration = .init()) {
             self.maxConnections = maxConnections
             self.maxRequestHeadBytes = maxRequestHeadBytes
             self.requestTimeout = requestTimeout
             self.sendIdleTimeout = sendIdleTimeout
+            self.responseTimeout = responseTimeout
             self.maxQueuedBytes = maxQueuedBytes
+            self.deferAcceptUntilRequest = deferAcceptUntilRequest
             self.listener = listener
         }
     }
@@ -90,6 +110,8 @@ public final class SimpleHTTPServer {
     public private(set) var responsesSent = 0
     /// Connections dropped for sending their head too slowly or not reading the answer.
     public private(set) var connectionsTimedOut = 0
+    /// Connections closed to make room for a newcomer while every slot was taken.
+    public private(set) var connectionsEvicted = 0
     public var openConnections: Int { connections.count }
     public private(set) var queuedBytes = 0
     public var isClosed: Bool { listener.isClosed }
@@ -99,6 +121,8 @@ public final class SimpleHTTPServer {
     private let onAcceptFailure: ((SystemError) -> Void)?
     private var listener: SocketListener!
     private var connections: [Int32: Connection] = [:]
+    /// Numbers connections in the order they were taken, to find the oldest.
+    private var acceptSequence: UInt64 = 0
 
     /// Listens on `address` (see `SocketListener` for what binding a Unix socket involves).
     /// `onAcceptFailure` hears of failed accepts (out of descriptors), worth a log line.
@@ -108,7 +132,16 @@ public final class SimpleHTTPServer {
         self.configuration = configuration
         self.handler = handler
         self.onAcceptFailure = onAcceptFailure
-        listener = try SocketListener(loop: loop, address: address, configuration: configuration.listener) { [weak self] event in
+        var listening = configuration.listener
+        // A newcomer may displace the oldest silent connection. Taking at most a quarter of
+        // the slots per wakeup gives a connection just taken a few turns of the loop to show
+        // its request (whose event may come after the listener's) before newcomers could
+        // count it among the idle.
+        listening.maxAcceptsPerWakeup = min(listening.maxAcceptsPerWakeup, max(1, configuration.maxConnections / 4))
+        if configuration.deferAcceptUntilRequest && listening.deferAcceptUntilData == nil {
+            listening.deferAcceptUntilData = configuration.requestTimeout
+        }
+        listener = try SocketListener(loop: loop, address: address, configuration: listening) { [weak self] event in
             self?.handle(event)
         }
     }
@@ -134,6 +167,7 @@ public final class SimpleHTTPServer {
 
     private final class Connection {
         let fd: Int32
+        let sequence: UInt64
         var registration: IORegistration?
         var phase = Phase.readingHead
         var head: [UInt8] = []
@@ -142,15 +176,24 @@ public final class SimpleHTTPServer {
         var timer: TimerHandle?
         /// While sending: when the client last took some bytes.
         var lastProgress = MonotonicInstant(nanoseconds: 0)
+        /// While sending: when the whole answer must be out.
+        var responseDeadline = MonotonicInstant(nanoseconds: 0)
 
-        init(fd: Int32) { self.fd = fd }
+        init(fd: Int32, sequence: UInt64) {
+            self.fd = fd
+            self.sequence = sequence
+        }
     }
 
     private func handle(_ event: SocketListener.Event) {
         switch event {
         case .accepted(let fd):
             connectionsAccepted += 1
-            let connection = Connection(fd: fd)
+            // The newcomer is already a descriptor (accept4 cannot be asked to wait for room),
+            // so for a moment there is one more than the cap; never after this returns.
+            if connections.count >= configuration.maxConnections { evictOne() }
+            acceptSequence += 1
+            let connection = Connection(fd: fd, sequence: acceptSequence)
             do {
                 connection.registration = try loop.register(fd: fd, interest: .readable) { [weak self, weak connection] events in
                     guard let self, let connection else { return }
@@ -168,7 +211,9 @@ public final class SimpleHTTPServer {
                 self.connectionsTimedOut += 1
                 self.finish(connection)
             }
-            if connections.count >= configuration.maxConnections { listener.pauseAccepting() }
+            // A request already waiting in the socket is answered now, before later
+            // newcomers could count this connection among the idle.
+            readHead(connection)
         case .acceptFailed(let error):
             onAcceptFailure?(error)
         }
@@ -185,34 +230,41 @@ public final class SimpleHTTPServer {
         }
     }
 
+    /// Reads what the socket holds of the head (a few reads at most: it stops one byte past
+    /// the cap) and answers once the head is complete or too large.
     private func readHead(_ connection: Connection) {
         let cap = configuration.maxRequestHeadBytes
-        // One byte over the cap is enough to know the head is too large.
-        let room = cap + 1 - connection.head.count
-        var buffer = [UInt8](repeating: 0, count: min(room, 4096))
-        let got = buffer.withUnsafeMutableBytes { read(connection.fd, $0.baseAddress, $0.count) }
-        if got < 0 {
-            if errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK { return }
-            finish(connection)
-            return
-        }
-        if got == 0 {
-            finish(connection) // the client left before finishing its request
-            return
-        }
-        // The end of the head may straddle two reads: look from a little before the new bytes.
-        let searchFrom = max(0, connection.head.count - 3)
-        connection.head.append(contentsOf: buffer[0..<got])
-        if let end = Self.headEnd(in: connection.head, from: searchFrom) {
-            respond(to: connection, with: answer(Array(connection.head[0..<end])))
-        } else if connection.head.count > cap {
-            respond(to: connection, with: (Response(status: 431, text: "request head too large\n"), includeBody: true))
+        while connection.phase == .readingHead {
+            // One byte over the cap is enough to know the head is too large.
+            let room = cap + 1 - connection.head.count
+            var buffer = [UInt8](repeating: 0, count: min(room, Self.readChunkBytes))
+            let got = buffer.withUnsafeMutableBytes { read(connection.fd, $0.baseAddress, $0.count) }
+            if got < 0 {
+                if errno == EINTR { continue }
+                if errno == EAGAIN || errno == EWOULDBLOCK { return }
+                finish(connection)
+                return
+            }
+            if got == 0 {
+                finish(connection) // the client left (or half-closed) before finishing its request
+                return
+            }
+            // The end of the head may straddle two reads: look from a little before the new bytes.
+            let searchFrom = max(0, connection.head.count - 3)
+            connection.head.append(contentsOf: buffer[0..<got])
+            if let end = Self.headEnd(in: connection.head, from: searchFrom) {
+                respond(to: connection, with: answer(Array(connection.head[0..<end])))
+            } else if connection.head.count > cap {
+                respond(to: connection, with: (Response(status: 431, text: "request head too large\n"), includeBody: true))
+            }
         }
     }
 
+    private static let readChunkBytes = 4096
+
     /// Where the blank line ending the head starts (CRLF CRLF, or a bare LF LF from a
     /// hand-typed request).
-    private static func headEnd(in bytes: [UInt8], from start: Int) -> Int? {
+    static func headEnd(in bytes: [UInt8], from start: Int) -> Int? {
         var index = start
         while index < bytes.count {
             if bytes[index] == 10 {
@@ -269,8 +321,9 @@ public final class SimpleHTTPServer {
         queuedBytes += bytes.count
         connection.phase = .sending
         connection.lastProgress = .now()
+        connection.responseDeadline = connection.lastProgress + configuration.responseTimeout
         if let timer = connection.timer { loop.cancel(timer) }
-        armSendTimer(connection, at: connection.lastProgress + configuration.sendIdleTimeout)
+        armSendTimer(connection, at: min(connection.lastProgress + configuration.sendIdleTimeout, connection.responseDeadline))
         flush(connection)
     }
 
@@ -341,7 +394,7 @@ public final class SimpleHTTPServer {
             connection.timer = nil
             // Progress only records when it happened; the timer catches up here instead of
             // being moved on every send.
-            let due = connection.lastProgress + self.configuration.sendIdleTimeout
+            let due = min(connection.lastProgress + self.configuration.sendIdleTimeout, connection.responseDeadline)
             if due > .now() {
                 self.armSendTimer(connection, at: due)
             } else {
@@ -365,7 +418,59 @@ public final class SimpleHTTPServer {
         connection.registration?.cancel()
         connection.registration = nil
         Glibc.close(connection.fd)
-        if connections.count < configuration.maxConnections { listener.resumeAccepting() }
+    }
+
+    // MARK: Making room
+
+    /// Closes one connection so a newcomer can have its slot, choosing the one whose loss
+    /// costs least:
+    /// 1. one whose answer is already out and that only lingers for the client to close;
+    /// 2. the oldest one that has not sent a whole request (idle, trickling, half-sent). Its
+    ///    socket is read one last time first: a request that arrived but whose event is not
+    ///    handled yet is answered instead, and the next oldest goes;
+    /// 3. when every slot is busy writing an answer, the writer whose client has gone longest
+    ///    without taking any of it: a scraper reading its answer keeps making progress and
+    ///    goes last, a client that stopped reading goes first.
+    /// So a flood of idle or slow connections displaces its own kind. A client is at risk only
+    /// in the moment between being taken and its request arriving, if `maxConnections`
+    /// newcomers come in that moment; over TCP the deferred accept closes even that gap (its
+    /// request comes with it). Over a Unix socket, only local clients allowed by the file's
+    /// mode can connect at all.
+    private func evictOne() {
+        if let lingering = oldest(in: .draining) {
+            drain(lingering) // unread bytes at close would make the kernel reset the answer away
+            evict(lingering)
+            return
+        }
+        while let candidate = oldest(in: .readingHead) {
+            readHead(candidate)
+            if connections.count < configuration.maxConnections { return } // it left while read
+            if candidate.phase == .readingHead {
+                evict(candidate)
+                return
+            }
+            if candidate.phase == .draining {
+                evict(candidate) // answered on the spot: it can go now, as in case 1
+                return
+            }
+        }
+        if let stalled = connections.values.filter({ $0.phase == .sending }).min(by: { $0.lastProgress < $1.lastProgress }) {
+            evict(stalled)
+        }
+    }
+
+    private func oldest(in phase: Phase) -> Connection? {
+        var found: Connection?
+        for connection in connections.values where connection.phase == phase {
+            if found.map({ connection.sequence < $0.sequence }) ?? true { found = connection }
+        }
+        return found
+    }
+
+    private func evict(_ connection: Connection) {
+        guard connections[connection.fd] === connection else { return }
+        connectionsEvicted += 1
+        finish(connection)
     }
 
     // MARK: Serializing

@@ -30,13 +30,19 @@ public final class SocketListener {
         public var acceptRetryDelay: Duration
         /// Who may connect to a Unix socket: owner and group by default.
         public var unixSocketMode: mode_t
+        /// TCP only (TCP_DEFER_ACCEPT): the kernel hands a connection over once the client
+        /// has sent something, or once about this long has passed (whole seconds, at least
+        /// one). A client that connects and says nothing takes no descriptor meanwhile, and
+        /// one that asks at once arrives with its request. nil: at the handshake.
+        public var deferAcceptUntilData: Duration?
 
         public init(backlog: Int32 = 128, maxAcceptsPerWakeup: Int = 64, acceptRetryDelay: Duration = .milliseconds(100),
-                    unixSocketMode: mode_t = 0o660) {
+                    unixSocketMode: mode_t = 0o660, deferAcceptUntilData: Duration? = nil) {
             self.backlog = backlog
             self.maxAcceptsPerWakeup = maxAcceptsPerWakeup
             self.acceptRetryDelay = acceptRetryDelay
             self.unixSocketMode = unixSocketMode
+            self.deferAcceptUntilData = deferAcceptUntilData
         }
     }
 
@@ -77,6 +83,11 @@ public final class SocketListener {
         if socketAddress.family != AF_UNIX {
             var one: Int32 = 1
             _ = setsockopt(socketFD, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+            if let delay = configuration.deferAcceptUntilData {
+                // Best effort: without it connections arrive at the handshake, as they would anyway.
+                var seconds = Int32(clamping: max(1, delay.components.seconds))
+                _ = setsockopt(socketFD, Int32(IPPROTO_TCP), TCP_DEFER_ACCEPT, &seconds, socklen_t(MemoryLayout<Int32>.size))
+            }
         }
         var file: UnixSocketFile?
         func fail(_ error: SystemError) -> SystemError {
