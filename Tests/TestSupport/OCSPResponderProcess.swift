@@ -11,8 +11,9 @@ public final class OCSPResponderProcess {
     /// Starts the responder and waits until it accepts connections. `signer` defaults to the
     /// CA itself. The responder re-reads index.txt when it changes, so revocations take
     /// effect without a restart.
+    /// `environment` is added to the test's own (a clock offset through libfaketime, say).
     public init(pki: TestPKI, port: UInt16 = freeLoopbackPort(), signer: (certificate: String, key: String)? = nil,
-                validForMinutes: Int? = nil) throws {
+                validForMinutes: Int? = nil, environment: [String: String] = [:]) throws {
         self.port = port
         url = "http://127.0.0.1:\(port)/"
         logPath = "\(pki.directory)/responder-\(port).log"
@@ -30,6 +31,9 @@ public final class OCSPResponderProcess {
         process.standardOutput = log
         process.standardError = log
         process.standardInput = FileHandle.nullDevice
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
         try process.run()
         // A probe connection would upset the responder (it spins on a request that never
         // comes), so wait for its own word that it listens.
