@@ -182,6 +182,7 @@ public enum ConfigurationLoader {
         // --one-off never detaches, whatever the config file says (as before).
         options.daemonize = !options.oneOff && (cli.daemon ?? file?.daemon ?? false)
         options.pidFile = (cli.pidFile ?? file?.pidFile)?.value.map(absolute)
+        options.stapleDirectory = (cli.stapleDirectory ?? file?.stapleDirectory)?.value.map(absolute)
         options.nonce = cli.nonce ?? file?.nonce ?? false
         options.metricsAddress = (cli.metrics ?? file?.metrics)?.value.map { address in
             if case .unix(let path) = address { return .unix(absolute(path)) }

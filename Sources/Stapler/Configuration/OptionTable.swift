@@ -9,6 +9,7 @@ enum Setting: Equatable, Sendable {
     case verbose, verbosity, quiet, logDirectory, syslog
     case daemon, interactive, pidFile, config, version, help
     case nonce, metrics
+    case stapleDirectory
     case haproxySockets, noHAProxySockets, haproxyConfig, haproxySocketKeepalive
     case fetch
 }
@@ -68,6 +69,7 @@ enum OptionTable {
         OptionSpec(.refreshInterval, ["refresh-interval"], short: "r", .one, value: "SECONDS"),
         OptionSpec(.noRecycle, ["no-recycle"], .flag),
         OptionSpec(.oneOff, ["one-off"], .flag),
+        OptionSpec(.stapleDirectory, ["staple-dir"], .one, value: "DIR"),
         OptionSpec(.verbose, [], short: "v", .flag, configurable: false),
         OptionSpec(.verbosity, ["verbosity"], .one, value: "0-4"),
         OptionSpec(.quiet, ["quiet"], short: "q", .flag),

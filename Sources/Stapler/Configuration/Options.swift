@@ -79,6 +79,9 @@ public struct Options: Equatable, Sendable {
     /// Detach from the terminal. Always false with `oneOff`.
     public var daemonize = false
     public var pidFile: FilePath?
+    /// Where staples go instead of beside each certificate (read-only certificate
+    /// directories); nil: `<certificate file>.ocsp`.
+    public var stapleDirectory: FilePath?
     /// Add a nonce to OCSP requests (many responders ignore it and serve cached answers).
     public var nonce = false
     public var metricsAddress: MetricsAddress?

@@ -45,6 +45,7 @@ struct SettingsLayer: Equatable {
     var syslog: Bool?
     var daemon: Bool?
     var pidFile: Switchable<FilePath>?
+    var stapleDirectory: Switchable<FilePath>?
     var configFile: FilePath?
     var nonce: Bool?
     var metrics: Switchable<MetricsAddress>?
@@ -108,6 +109,8 @@ struct SettingsLayer: Equatable {
             if try flag(raw) { daemon = false }
         case .pidFile:
             pidFile = try switchablePath(raw)
+        case .stapleDirectory:
+            stapleDirectory = try switchablePath(raw)
         case .config:
             configFile = try SettingValueParser.path(try single(raw))
         case .version, .help:

@@ -29,6 +29,10 @@ enum Usage {
                                         expires sooner than this (default: 7200)
               --no-recycle              fetch new staples at startup even when
                                         the staple files on disk are still good
+              --staple-dir DIR          write staples under DIR (the certificate's
+                                        absolute path + .ocsp) instead of beside
+                                        each certificate: read-only certificate
+                                        directories
               --nonce                   put a nonce in OCSP requests (default:
                                         off; many responders ignore it)
           -t, --renewal-threads N       at most N OCSP requests at a time

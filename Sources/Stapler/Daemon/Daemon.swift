@@ -50,6 +50,11 @@ final class Daemon {
             self.refreshed($0, $1)
         }
         haproxy = HAProxyFanOut(loop: loop, logger: logger, statistics: statistics)
+        if options.stapleDirectory != nil {
+            // HAProxy loads staples only from beside the certificates: with --staple-dir, every
+            // HAProxy process that answers is given every staple through its socket.
+            haproxy.onNewProcess = { [unowned self] in self.pushAllStaples(to: $0) }
+        }
         metrics = MetricsServer(loop: loop, logger: logger) { [unowned self] in self.renderMetrics() }
         refresher.onIdle = { [unowned self] in self.finishOneOffIfDone() }
         haproxy.onPushEnded = { [unowned self] in self.finishOneOffIfDone() }
@@ -60,7 +65,12 @@ final class Daemon {
     static func refreshSettings(_ options: Options) -> StapleRefresher.Settings {
         StapleRefresher.Settings(fetchSlots: options.renewalThreads, includeNonce: options.nonce,
                                  minimumValidity: options.minimumValidity.components.seconds,
-                                 recycleStaples: options.recycleStaples, onePass: options.oneOff)
+                                 recycleStaples: options.recycleStaples, onePass: options.oneOff,
+                                 stapleLocation: stapleLocation(options))
+    }
+
+    static func stapleLocation(_ options: Options) -> StapleLocation {
+        options.stapleDirectory.map { .under($0) } ?? .besideCertificate
     }
 
     static func watchSettings(_ options: Options) -> CertificateWatcher.Settings {
@@ -69,7 +79,7 @@ final class Daemon {
                                                           ignorePatterns: options.ignorePatterns,
                                                           recursive: options.recursive),
                                     rescanInterval: options.oneOff ? nil : options.refreshInterval,
-                                    watchesEvents: !options.oneOff)
+                                    watchesEvents: !options.oneOff, stapleLocation: stapleLocation(options))
     }
 
     // MARK: Lifecycle
@@ -172,9 +182,10 @@ final class Daemon {
     /// A refresh ended: a new staple goes to every HAProxy serving the certificate.
     private func refreshed(_ certificate: TrackedCertificate, _ outcome: StapleRefresher.Outcome) {
         switch outcome {
-        case .stapled(let der, let written):
-            guard written, certificate.location < options.certificateLocations.count else { break }
-            haproxy.push(der, for: certificate.path, to: options.certificateLocations[certificate.location].haproxySockets)
+        case .stapled(let der, written: true), .unwritten(let der):
+            haproxy.push(der, for: certificate.path, to: sockets(serving: certificate))
+        case .stapled(_, written: false):
+            break
         case .failed:
             break
         case .certificateExpired(let reason):
@@ -182,6 +193,22 @@ final class Daemon {
             certificate.record = nil
         }
         finishOneOffIfDone()
+    }
+
+    /// Every staple being served, read back from `--staple-dir`, to one HAProxy socket.
+    private func pushAllStaples(to socket: FilePath) {
+        guard let directory = options.stapleDirectory else { return }
+        for certificate in certificates.values where certificate.refresh.staple != nil
+            && sockets(serving: certificate).contains(socket) {
+            guard let der = try? StapleFile.read(forCertificate: certificate.path, in: .under(directory)) else { continue }
+            haproxy.push(der, for: certificate.path, to: [socket])
+        }
+    }
+
+    /// The stats sockets of the HAProxy instances that serve this certificate.
+    func sockets(serving certificate: TrackedCertificate) -> [FilePath] {
+        guard certificate.location < options.certificateLocations.count else { return [] }
+        return options.certificateLocations[certificate.location].haproxySockets
     }
 
     // MARK: One-off mode
