@@ -42,8 +42,10 @@ extension HTTPTransfer {
             return elapsed >= totalTimeout ? .timedOut(after: totalTimeout) : .connectTimedOut(after: connectTimeout)
         case CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_RESOLVE_PROXY, CURLE_COULDNT_CONNECT:
             return .connectFailed(Self.withoutTiming(message))
-        case CURLE_SSL_CONNECT_ERROR, CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CERTPROBLEM,
-             CURLE_SSL_CIPHER, CURLE_SSL_CACERT_BADFILE, CURLE_SSL_ISSUER_ERROR:
+        case CURLE_PEER_FAILED_VERIFICATION:
+            return .tlsFailed(Self.certificateRefusal(message))
+        case CURLE_SSL_CONNECT_ERROR, CURLE_SSL_CERTPROBLEM, CURLE_SSL_CIPHER, CURLE_SSL_CACERT_BADFILE,
+             CURLE_SSL_ISSUER_ERROR:
             return .tlsFailed(message)
         case CURLE_TOO_MANY_REDIRECTS:
             return .tooManyRedirects(limit: maxRedirects)
@@ -58,6 +60,17 @@ extension HTTPTransfer {
         default:
             return .curl(code: Int(code.rawValue), message: message)
         }
+    }
+
+    /// curl words a refused server certificate as "SSL certificate problem: certificate has
+    /// expired" or "SSL: no alternative certificate subject name matches target host name
+    /// 'x'": the prefix says nothing, and without it nothing says whose certificate it was.
+    static func certificateRefusal(_ message: String) -> String {
+        var detail = Substring(message)
+        for prefix in ["SSL certificate problem: ", "SSL: "] where detail.hasPrefix(prefix) {
+            detail = detail.dropFirst(prefix.count)
+        }
+        return "server certificate refused: \(detail)"
     }
 
     /// curl adds how long it tried ("... port 80 after 3 ms: ..."), which makes every
