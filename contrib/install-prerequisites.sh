@@ -3,11 +3,11 @@
 # links (libcurl with OpenSSL, OpenSSL 3), the openssl CLI (test PKIs and a real OCSP
 # responder) and HAProxy (the tests and the demo push staples into a real one); the curl
 # CLI scrapes the metrics endpoint in the tests, util-linux (setpriv, prlimit) and mount run
-# the fault tests.
+# the fault tests; python3 runs the mutation responder (contrib/fuzz/mutation_responder.py).
 # Swift itself is expected on PATH (swift.org toolchain, 6.0 or later).
 set -euo pipefail
 
-packages=(libcurl4-openssl-dev libssl-dev openssl haproxy ca-certificates pkg-config curl util-linux mount)
+packages=(libcurl4-openssl-dev libssl-dev openssl haproxy ca-certificates pkg-config curl util-linux mount python3)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
