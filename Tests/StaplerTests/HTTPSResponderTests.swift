@@ -70,6 +70,8 @@ final class HTTPSResponderTests: XCTestCase {
 
     override func setUpWithError() throws { fixture = try Self.shared.value() }
 
+    override func tearDown() { fixture = nil }
+
     override class func tearDown() {
         shared.tearDown()
         super.tearDown()
