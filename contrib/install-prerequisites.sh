@@ -3,13 +3,14 @@
 # links (libcurl with OpenSSL, OpenSSL 3), the openssl CLI (test PKIs and a real OCSP
 # responder) and HAProxy (the tests and the demo push staples into a real one); the curl
 # CLI scrapes the metrics endpoint in the tests, util-linux (setpriv, prlimit) and mount run
-# the fault tests. The Debian package is built with dpkg-dev and binutils (dpkg-shlibdeps,
-# strip), checked with lintian, and its unit with systemd's systemctl and systemd-analyze.
-# faketime (libfaketime) dates test staples by a clock weeks behind.
+# the fault tests; python3 runs the mutation responder (contrib/fuzz/mutation_responder.py).
+# The Debian package is built with dpkg-dev and binutils (dpkg-shlibdeps, strip), checked
+# with lintian, and its unit with systemd's systemctl and systemd-analyze. faketime
+# (libfaketime) dates test staples by a clock weeks behind.
 # Swift itself is expected on PATH (swift.org toolchain, 6.0 or later).
 set -euo pipefail
 
-packages=(libcurl4-openssl-dev libssl-dev openssl haproxy ca-certificates pkg-config curl util-linux mount
+packages=(libcurl4-openssl-dev libssl-dev openssl haproxy ca-certificates pkg-config curl util-linux mount python3
           dpkg-dev binutils lintian systemd faketime)
 missing=()
 for package in "${packages[@]}"; do

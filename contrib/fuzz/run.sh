@@ -50,11 +50,8 @@ pki="$work/seeds/pki"
 rm -rf "$pki" && mkdir -p "$pki"
 (
     cd "$pki"
-    printf '[req]\ndistinguished_name=dn\n[dn]\n[ca]\nbasicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign,digitalSignature\n[leaf]\nbasicConstraints=critical,CA:FALSE\nauthorityInfoAccess=OCSP;URI:http://127.0.0.1:1/\n' > openssl.cnf
-    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout ca.key -out ca.pem \
-        -subj /CN=FuzzCA -days 3650 -config openssl.cnf -extensions ca 2>/dev/null
-    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout leaf.key -out leaf.csr \
-        -subj /CN=fuzz.test -config openssl.cnf 2>/dev/null
+    source "$root/contrib/fuzz/test-ca.sh"
+    make_test_ca FuzzCA fuzz.test 3650 '[leaf]\nbasicConstraints=critical,CA:FALSE\nauthorityInfoAccess=OCSP;URI:http://127.0.0.1:1/\n'
     openssl x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 3650 \
         -extfile openssl.cnf -extensions leaf -out leaf.pem 2>/dev/null
     cat leaf.pem ca.pem leaf.key > bundle.pem
