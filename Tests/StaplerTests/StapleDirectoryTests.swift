@@ -95,6 +95,8 @@ final class StapleDirectoryTests: XCTestCase {
             XCTAssertTrue(waitUntil(timeout: 5) { (try? haproxy.stapleSeen(serverName: site.serverName)) == .good() })
         }
         XCTAssertFalse(FileManager.default.fileExists(atPath: "\(source)/a/site.pem.ocsp"), "nothing beside the certificates")
+        let check = try StaplerProcess.run(["check", "--staple-dir", staples] + bundles, in: temp.path)
+        XCTAssertEqual(check.status, 0, "check finds the staples where the daemon wrote them: \(check.output)")
         XCTAssertTrue(Hardening.lines(daemon.log, containing: "staple not written").isEmpty, daemon.log)
 
         // HAProxy killed and started again: it comes back without staples, and gets them.

@@ -66,6 +66,7 @@ cp "$pki/bundle.pem" "$pki/ca.pem" "$pki/leaf.key" "$work/seeds/pem/"
 cp "$root/contrib/stapler.conf" "$work/seeds/config/" 2>/dev/null || true
 printf '2049:1234567' > "$work/seeds/config/journal-stream"
 printf '[stapled]\ncert-paths = [/a, "/b c"]\nrecursive\nverbosity: 3\nminimum-validity 3600 ; note\n' > "$work/seeds/config/small.conf"
+printf -- '-w\n3600\n-c60\n--timeout=5\n-vv\n--config\nx.conf\n--metrics-per-certificate=false\n--min\n7\n--\n/a\n' > "$work/seeds/config/arguments"
 cp "$root/contrib/haproxy/haproxy.cfg" "$work/seeds/haproxycfg/" 2>/dev/null || true
 printf 'global\n  crt-base "/etc/ssl"\n  stats socket ${RUN}/a.sock level admin\nfrontend f\n  bind :443 ssl crt a.pem crt-list "/x y"/l.txt\n' \
     > "$work/seeds/haproxycfg/small.cfg"

@@ -49,10 +49,14 @@ struct SettingsLayer: Equatable {
     var configFile: FilePath?
     var nonce: Bool?
     var metrics: Switchable<MetricsAddress>?
+    var metricsPerCertificate: Bool?
     var haproxySockets: Switchable<[FilePath]>?
     var haproxyConfigs: [FilePath]?
     var haproxySocketKeepalive: Duration?
     var fetch: Bool?
+    var warning: Duration?
+    var critical: Duration?
+    var timeout: Duration?
     var warnings: [String] = []
 
     /// Where `-l` and a bare `logdir` write logs.
@@ -120,6 +124,11 @@ struct SettingsLayer: Equatable {
         case .metrics:
             let bytes = try single(raw)
             metrics = bytes.isEmpty ? .disabled : .enabled(try SettingValueParser.metricsAddress(bytes))
+        case .metricsPerCertificate:
+            switch raw {
+            case .flag(let on): metricsPerCertificate = on
+            default: metricsPerCertificate = try SettingValueParser.boolean(try single(raw))
+            }
         case .haproxySockets:
             let sockets = try paths(raw)
             haproxySockets = .enabled((haproxySockets?.value ?? []) + sockets)
@@ -131,6 +140,12 @@ struct SettingsLayer: Equatable {
             haproxySocketKeepalive = try SettingValueParser.seconds(try single(raw), range: 1...86_400)
         case .fetch:
             fetch = try flag(raw)
+        case .warning:
+            warning = try SettingValueParser.seconds(try single(raw), range: 0...SettingValueParser.secondsInAYear)
+        case .critical:
+            critical = try SettingValueParser.seconds(try single(raw), range: 0...SettingValueParser.secondsInAYear)
+        case .timeout:
+            timeout = try SettingValueParser.seconds(try single(raw), range: 1...SettingValueParser.longestCheckTimeout)
         }
     }
 

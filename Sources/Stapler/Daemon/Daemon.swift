@@ -190,6 +190,7 @@ final class Daemon {
             break
         case .certificateExpired(let reason):
             certificate.inactiveReason = reason
+            certificate.inactiveKind = .expired
             certificate.record = nil
         }
         finishOneOffIfDone()
@@ -244,6 +245,7 @@ final class Daemon {
                                       pushesPending: haproxy.pendingPushes, startTime: ProcessStartTime.seconds,
                                       version: Usage.programVersion)
         return Metrics.render(certificates: certificates.values.map(Metrics.Certificate.init),
-                              statistics: statistics, process: process)
+                              statistics: statistics, process: process,
+                              perCertificate: options.metricsPerCertificate, now: UTCTime.now())
     }
 }
