@@ -136,7 +136,8 @@ final class MetricsEndToEndTests: XCTestCase {
             "stapler_certificates", "stapler_certificates_inactive", "stapler_certificates_by_state",
             "stapler_staple_earliest_expiry_timestamp_seconds", "stapler_must_staple_without_valid_staple",
             "stapler_fetches", "stapler_fetches_running", "stapler_fetches_queued", "stapler_haproxy_pushes",
-            "stapler_haproxy_pushes_pending", "stapler_build_info", "process_start_time_seconds",
+            "stapler_haproxy_pushes_pending", "stapler_responder_clock_lead_seconds", "stapler_build_info",
+            "process_start_time_seconds",
         ])
         XCTAssertFalse(families.contains { $0.samples.contains { $0.labels["path"] != nil } }, scrape.body)
         let states = Dictionary(uniqueKeysWithValues: try XCTUnwrap(families.first { $0.name == "stapler_certificates_by_state" })

@@ -264,6 +264,7 @@ final class MetricsTests: XCTestCase {
             "stapler_fetches_queued": ("gauge", "Certificates waiting for a fetch slot."),
             "stapler_haproxy_pushes": ("counter", "Staples sent to HAProxy stats sockets since start, by result."),
             "stapler_haproxy_pushes_pending": ("gauge", "Staples sent to HAProxy and not answered yet."),
+            "stapler_responder_clock_lead_seconds": ("gauge", "The most a responder's thisUpdate was ahead of our clock since start; large means our clock is behind."),
             "stapler_build_info": ("gauge", "Always 1; the version is in the label."),
             "process_start_time_seconds": ("gauge", "Start time of the process since the Unix epoch in seconds."),
         ]
