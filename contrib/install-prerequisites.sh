@@ -5,12 +5,13 @@
 # CLI scrapes the metrics endpoint in the tests, util-linux (setpriv, prlimit) and mount run
 # the fault tests. The Debian package is built with dpkg-dev and binutils (dpkg-shlibdeps,
 # strip), checked with lintian, and its unit with systemd's systemctl and systemd-analyze.
-# faketime (libfaketime) dates test staples by a clock weeks behind.
+# faketime (libfaketime) dates test staples by a clock weeks behind. nginx (its service is
+# not needed: the tests start their own on a loopback port) is reloaded by --on-update.
 # Swift itself is expected on PATH (swift.org toolchain, 6.0 or later).
 set -euo pipefail
 
 packages=(libcurl4-openssl-dev libssl-dev openssl haproxy ca-certificates pkg-config curl util-linux mount
-          dpkg-dev binutils lintian systemd faketime)
+          dpkg-dev binutils lintian systemd faketime nginx)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
