@@ -42,6 +42,18 @@ final class ChildProcessTests: XCTestCase {
         XCTAssertEqual(result.inputUnread, 0)
     }
 
+    func testAParentStartedWithoutStandardInputStillWiresTheChild() throws {
+        // With descriptor 0 free, pipe2 hands it out; the spawn's dup2 onto 0 must not eat it.
+        let saved = dup(0)
+        close(0)
+        defer {
+            dup2(saved, 0)
+            close(saved)
+        }
+        let result = try run(["sh", "-c", "cat; echo ' and out'"], input: Array("in".utf8))
+        XCTAssertEqual(String(decoding: result.output, as: UTF8.self), "in and out\n")
+    }
+
     func testAChildThatNeverReadsItsInputDoesNotHoldUsUp() throws {
         let input = [UInt8](repeating: 0x41, count: 1_000_000)
         let result = try run(["sh", "-c", "exec 0<&-; echo done"], input: input)

@@ -36,20 +36,20 @@ final class OnUpdateEndToEndTests: XCTestCase {
         let reload = nginx.reloadArguments.map { "'\($0)'" }.joined(separator: " ")
         let stapler = try startStapler(["-p", certs, "--no-recycle", "--on-update", reload, "--on-update-interval", "1"])
         // --no-recycle: a fresh (good) staple is fetched and written at start, and announced.
-        expectLog(stapler, "on-update: nginx exited 0", count: 1)
+        stapler.expectLog("on-update: nginx exited 0", count: 1)
         XCTAssertTrue(waitUntil(timeout: 10) { nginx.reloadCount == 1 }, nginx.errorLog)
         XCTAssertEqual(try nginx.stapleSeen(serverName: site.serverName), .good())
 
-        try revokeWhileResponderRuns(site.leaf)
+        try responder!.revoke(site.leaf, in: pki)
         let touched = Date()
         try Shell.run(["touch", site.bundle])
-        expectLog(stapler, "on-update: nginx exited 0", count: 2)
+        stapler.expectLog("on-update: nginx exited 0", count: 2)
         expectStaple(.revoked(), from: nginx, serverName: site.serverName)
         print("touch to a revoked staple served by nginx: \(String(format: "%.2f", Date().timeIntervalSince(touched))) s")
         XCTAssertTrue(waitUntil(timeout: 10) { nginx.reloadCount == 2 }, nginx.errorLog)
         XCTAssertEqual(nginx.masterProcessIdentifier, master, "reloaded, not restarted")
         XCTAssertTrue(stapler.log.contains("on-update: running 'nginx' '-s' 'reload'"), stapler.log)
-        try stop(stapler)
+        stapler.stopCleanly()
     }
 
     func testABurstOf500NewStaplesRunsTheCommandOnce() throws {
@@ -67,7 +67,7 @@ final class OnUpdateEndToEndTests: XCTestCase {
         let record = "sh -c 'cat > \"$0/stdin-$$\"; printf %s \"$STAPLER_UPDATED_COUNT\" > \"$0/count-$$\"' '\(runs)'"
         let started = Date()
         let stapler = try startStapler(["-p", certs, "--on-update", record, "--on-update-interval", "1"])
-        expectLog(stapler, "on-update: sh exited 0", count: 1, timeout: 60)
+        stapler.expectLog("on-update: sh exited 0", count: 1, timeout: 60)
         print("500 new staples, start to the command's end: \(String(format: "%.2f", Date().timeIntervalSince(started))) s")
         XCTAssertEqual(try recorded("count", in: runs), ["500"])
         XCTAssertEqual(try recorded("stdin", in: runs).first?.split(separator: "\n").map(String.init).sorted(),
@@ -77,9 +77,9 @@ final class OnUpdateEndToEndTests: XCTestCase {
         // same wait sees the run one more change brings.
         XCTAssertFalse(stapler.waitForLog("on-update: sh exited 0", count: 2, timeout: 3), stapler.log)
         try Shell.run(["touch", "\(certs)/site 7.pem"])
-        expectLog(stapler, "on-update: sh exited 0", count: 2)
+        stapler.expectLog("on-update: sh exited 0", count: 2)
         XCTAssertEqual(try recorded("count", in: runs).sorted(), ["1", "500"])
-        try stop(stapler)
+        stapler.stopCleanly()
     }
 
     func testAHungCommandIsKilledAndStaplingGoesOnMeanwhile() throws {
@@ -91,19 +91,19 @@ final class OnUpdateEndToEndTests: XCTestCase {
         try startResponder()
         let stapler = try startStapler(["-p", certs, "--on-update", "sh -c 'echo reloading; sleep 300'",
                                         "--on-update-timeout", "5", "--on-update-interval", "1"])
-        expectLog(stapler, "on-update: running")
+        stapler.expectLog("on-update: running")
         // While the command hangs, a new certificate is stapled all the same.
         try pki.writeBundle(secondLeaf, to: secondBundle)
         XCTAssertTrue(waitUntil(timeout: 10) { FileManager.default.fileExists(atPath: secondBundle + ".ocsp") },
                       stapler.log)
         XCTAssertFalse(stapler.log.contains("did not finish"), "stapled while the command still ran:\n\(stapler.log)")
-        expectLog(stapler, "ERROR on-update: sh did not finish within 5 s, killed by signal 15 (Terminated) after 5",
+        stapler.expectLog("ERROR on-update: sh did not finish within 5 s, killed by signal 15 (Terminated) after 5",
                   timeout: 15)
         XCTAssertTrue(stapler.log.contains(": reloading"), stapler.log)
         XCTAssertTrue(FileManager.default.fileExists(atPath: first.bundle + ".ocsp"))
         // The second staple, written during the run, gets a run of its own.
-        expectLog(stapler, "on-update: running 'sh' '-c' 'echo reloading; sleep 300' for 1 changed staple(s)", count: 2)
-        try stop(stapler)
+        stapler.expectLog("on-update: running 'sh' '-c' 'echo reloading; sleep 300' for 1 changed staple(s)", count: 2)
+        stapler.stopCleanly()
     }
 
     func testOneOffRunsTheCommandOnceBeforeExitingAndReportsItsFailure() throws {
@@ -145,36 +145,11 @@ final class OnUpdateEndToEndTests: XCTestCase {
         if responder == nil { responder = try OCSPResponderProcess(pki: pki, port: responderPort) }
     }
 
-    /// Revokes `leaf` and waits until the running responder says so (it notices a changed
-    /// index only on the request after the change).
-    private func revokeWhileResponderRuns(_ leaf: TestPKI.Leaf) throws {
-        try pki.revoke(leaf)
-        let said = try waitUntil(timeout: 10, interval: 0.1) {
-            let answer = try Shell.run(["openssl", "ocsp", "-issuer", pki.certificate, "-cert", leaf.certificate,
-                                        "-url", responderURL, "-CAfile", pki.certificate, "-no_nonce"],
-                                       allowFailure: true)
-            return answer.output.contains("\(leaf.certificate): revoked")
-        }
-        XCTAssertTrue(said, "the responder never answered revoked for \(leaf.serial)")
-    }
-
     private var staplerCount = 0
 
     private func startStapler(_ arguments: [String]) throws -> StaplerProcess {
         staplerCount += 1
         return try StaplerProcess(["-v", "-v", "-v"] + arguments, logPath: temp.file("stapler-\(staplerCount).log"))
-    }
-
-    private func stop(_ stapler: StaplerProcess, file: StaticString = #filePath, line: UInt = #line) throws {
-        stapler.signal(SIGTERM)
-        XCTAssertEqual(stapler.waitForExit(timeout: 10), 0, stapler.log, file: file, line: line)
-    }
-
-    private func expectLog(_ stapler: StaplerProcess, _ text: String, count: Int = 1, timeout: TimeInterval = 20,
-                           file: StaticString = #filePath, line: UInt = #line) {
-        if !stapler.waitForLog(text, count: count, timeout: timeout) {
-            XCTFail("the log never showed \(count) × \"\(text)\":\n\(stapler.log)", file: file, line: line)
-        }
     }
 
     /// nginx's new workers take a moment after `nginx -s reload` returns.

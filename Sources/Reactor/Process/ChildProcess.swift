@@ -240,6 +240,18 @@ public final class ChildProcess {
     private static func pipe(_ failure: (String, Int32) -> SpawnError) throws(SpawnError) -> (read: Int32, write: Int32) {
         var fds: [Int32] = [-1, -1]
         guard cepoll_pipe2(&fds, O_CLOEXEC) == 0 else { throw failure("pipe2", errno) }
+        // Started with a standard stream closed, we could be handed 0, 1 or 2 here, which
+        // the spawn's dup2s onto 0, 1 and 2 would overwrite: move such an end above them.
+        for index in 0..<2 where fds[index] <= 2 {
+            let moved = fcntl(fds[index], F_DUPFD_CLOEXEC, 3)
+            let code = errno
+            close(fds[index])
+            fds[index] = moved
+            if moved < 0 {
+                for fd in fds where fd >= 0 { close(fd) }
+                throw failure("fcntl(F_DUPFD_CLOEXEC)", code)
+            }
+        }
         return (fds[0], fds[1])
     }
 
@@ -248,9 +260,7 @@ public final class ChildProcess {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        // Both pipes were made after 0, 1 and 2 exist, so they sit above them and no dup2
-        // here overwrites a descriptor a later one still needs.
-        precondition(stdin > 2 && output > 2, "standard streams must be open before a child is spawned")
+        // Both pipes sit above 2 (`pipe`), so no dup2 here overwrites one a later one needs.
         posix_spawn_file_actions_adddup2(&actions, stdin, 0)
         posix_spawn_file_actions_adddup2(&actions, output, 1)
         posix_spawn_file_actions_adddup2(&actions, output, 2)
@@ -321,12 +331,15 @@ public final class ChildProcess {
         closeInput()
     }
 
-    private func closeInput() {
-        inputWatch?.cancel()
-        inputWatch = nil
-        if inputFD >= 0 {
-            close(inputFD)
-            inputFD = -1
+    private func closeInput() { Self.closeWatched(&inputFD, &inputWatch) }
+
+    /// Cancels the watch before closing, so the number is never reused under it.
+    private static func closeWatched(_ fd: inout Int32, _ watch: inout IORegistration?) {
+        watch?.cancel()
+        watch = nil
+        if fd >= 0 {
+            Glibc.close(fd)
+            fd = -1
         }
     }
 
@@ -370,14 +383,7 @@ public final class ChildProcess {
         closeOutput()
     }
 
-    private func closeOutput() {
-        outputWatch?.cancel()
-        outputWatch = nil
-        if outputFD >= 0 {
-            close(outputFD)
-            outputFD = -1
-        }
-    }
+    private func closeOutput() { Self.closeWatched(&outputFD, &outputWatch) }
 
     // MARK: Exit
 
@@ -401,10 +407,7 @@ public final class ChildProcess {
         closeOutput()
         let inputUnread = settings.input.count - inputOffset
         closeInput()
-        exitWatch?.cancel()
-        exitWatch = nil
-        close(pidFD)
-        pidFD = -1
+        Self.closeWatched(&pidFD, &exitWatch)
         if let timeoutTimer { loop.cancel(timeoutTimer) }
         if let killTimer { loop.cancel(killTimer) }
         timeoutTimer = nil
