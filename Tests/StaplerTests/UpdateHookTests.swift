@@ -125,11 +125,17 @@ final class UpdateHookTests: XCTestCase {
                                    + "1 changed staple(s) not announced"), log)
     }
 
-    func testFlushRunsAtOnceAndReportsIdle() throws {
-        let (loop, hook) = try makeHook(recordingCommand, settling: .seconds(30), interval: .seconds(30))
+    func testOnePassCollectsUntilTheFlushThenRunsAtOnce() throws {
+        let (loop, hook) = try makeHook(recordingCommand, settling: .milliseconds(10), interval: .seconds(30),
+                                        waitsForFlush: true)
         var idle = false
         hook.onIdle = { idle = true }
         hook.stapleChanged("/certs/a.pem.ocsp")
+        // Many settling delays pass without a run; the flush runs it at once.
+        var waited = false
+        loop.schedule(after: .milliseconds(300)) { waited = true }
+        try loop.runForTest(deadline: .seconds(5)) { waited }
+        XCTAssertEqual(hook.runs, 0)
         let started = MonotonicInstant.now()
         hook.flush()
         try loop.runForTest(deadline: .seconds(10)) { idle }
@@ -151,13 +157,14 @@ final class UpdateHookTests: XCTestCase {
 
     private var loggers: [Logger] = []
 
-    private func makeHook(_ command: String, settling: Duration, interval: Duration,
-                          timeout: Duration = .seconds(10)) throws -> (EventLoop, UpdateHook) {
+    private func makeHook(_ command: String, settling: Duration, interval: Duration, timeout: Duration = .seconds(10),
+                          waitsForFlush: Bool = false) throws -> (EventLoop, UpdateHook) {
         let loop = try EventLoop()
         let logger = try Logger(verbosity: .debug, toStandardOutput: false, directory: FilePath(temp.path), syslog: false)
         loggers.append(logger)
         let settings = UpdateHook.Settings(command: try CommandWords.split(Array(command.utf8)), minimumInterval: interval,
-                                           settlingDelay: settling, timeout: timeout, killGrace: .milliseconds(500))
+                                           settlingDelay: settling, timeout: timeout, killGrace: .milliseconds(500),
+                                           waitsForFlush: waitsForFlush)
         return (loop, UpdateHook(loop: loop, logger: logger, settings: settings))
     }
 

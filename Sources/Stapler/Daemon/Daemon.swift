@@ -69,7 +69,7 @@ final class Daemon {
 
     static func updateHookSettings(_ options: Options) -> UpdateHook.Settings {
         UpdateHook.Settings(command: options.onUpdateCommand, minimumInterval: options.onUpdateInterval,
-                            timeout: options.onUpdateTimeout)
+                            timeout: options.onUpdateTimeout, waitsForFlush: options.oneOff)
     }
 
     static func watchSettings(_ options: Options) -> CertificateWatcher.Settings {

@@ -22,6 +22,8 @@ final class UpdateHook {
         var maximumDelay: Duration = UpdateHook.maximumDelay
         var timeout: Duration
         var killGrace: Duration = UpdateHook.killGrace
+        /// `--one-off`: collect only, and run once when `flush()` says the pass is over.
+        var waitsForFlush = false
     }
 
     /// A batch of staple writes lands within milliseconds; a second of quiet means it is over.
@@ -121,7 +123,8 @@ final class UpdateHook {
     // MARK: Planning
 
     private func plan() {
-        guard settings.command != nil, running == nil, !pending.isEmpty, !stopped, timer == nil else { return }
+        guard settings.command != nil, running == nil, !pending.isEmpty, !stopped, timer == nil,
+              flushing || !settings.waitsForFlush else { return }
         let now = MonotonicInstant.now()
         let due = dueTime(now: now)
         if due <= now {
