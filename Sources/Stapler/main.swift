@@ -3,7 +3,7 @@ import Reactor
 
 // Entry point: parse the configuration, detach if asked, run the daemon on one event loop.
 // Exit codes: 0 success, 1 some certificates failed (--one-off) or a fatal runtime error,
-// 2 usage or configuration error.
+// 2 usage or configuration error (`check`: 0 to 3 as a monitoring plugin).
 
 let arguments = Array(CommandLine.arguments.dropFirst())
 let environment = ProcessEnvironment.current()
@@ -12,6 +12,8 @@ let command: Command
 do {
     command = try ConfigurationLoader.load(arguments: arguments, environment: environment)
 } catch {
+    // `check` is a monitoring plugin: its usage errors are UNKNOWN (3), on standard output.
+    if arguments.first == "check" { exit(CheckCommand.usageFailure(error)) }
     standardError(error.description)
     exit(error.exitCode)
 }

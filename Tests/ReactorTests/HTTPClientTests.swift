@@ -350,6 +350,40 @@ final class HTTPClientTests: XCTestCase {
         }
     }
 
+    /// Answers the mutation run (contrib/fuzz/mutate-daemon.sh, seed 1) found reported in
+    /// curl's words, which blame the caller or the memory: they now say what the server did.
+    func testMalformedHeaderLineAndOversizedTrailerSayWhatTheServerDid() throws {
+        let loop = try EventLoop()
+        let trailer = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n0\r\nX-Trailer: "
+            + String(repeating: "t", count: 70000) + "\r\n\r\n"
+        let answers: [String: (bytes: String, reason: String)] = [
+            // A bare CR before the colon: curl 7.88.1 says "A libcurl function was given a bad argument".
+            "/bare-cr": ("HTTP/1.1 200 OK\r\nX\rY: 1\r\nContent-Length: 2\r\n\r\nab",
+                         "protocol error: response header line that cannot be parsed (curl: "
+                            + "A libcurl function was given a bad argument)"),
+            // A trailer past curl's 64 KB buffer: curl says "Out of memory".
+            "/trailer": (trailer, "protocol error: chunked trailer too long (curl: Out of memory in chunked-encoding)"),
+            // The control: the same answer well formed.
+            "/fine": ("HTTP/1.1 200 OK\r\nX-Y: 1\r\nContent-Length: 2\r\n\r\nab", ""),
+        ]
+        let server = try TestHTTPServer(loop: loop) { request in
+            .raw(Array((answers[request.path]?.bytes ?? "").utf8), thenClose: true)
+        }
+        let client = try HTTPClient(loop: loop)
+        var outcomes: [String: Result<HTTPResponse, HTTPError>] = [:]
+        for path in answers.keys {
+            client.start(.get(server.url(path))) { result in
+                outcomes[path] = result
+                if outcomes.count == answers.count { loop.stop() }
+            }
+        }
+        try loop.runForTest(deadline: .seconds(20))
+        XCTAssertEqual(try outcomes["/fine"]?.get().body, Array("ab".utf8))
+        for (path, answer) in answers where !answer.reason.isEmpty {
+            XCTAssertEqual(outcomes[path]?.failure?.description, "\(server.url(path)): \(answer.reason)")
+        }
+    }
+
     func testHeaderWithLineBreakIsRefusedWithoutSendingAnything() throws {
         let loop = try EventLoop()
         let server = try TestHTTPServer(loop: loop) { _ in .text("should not be asked") }

@@ -334,8 +334,47 @@ final class ConfigurationCommandLineTests: XCTestCase {
         expected.certificates = ["/srv/work/site.pem", "/abs/other.crt"]
         expected.fetch = true
         expected.minimumValidity = .seconds(60)
+        expected.warning = .seconds(60)
         expected.nonce = true
         XCTAssertEqual(command, .check(expected))
+    }
+
+    /// The monitoring-plugins letters: -w, -c, -t, -v, -V, -h; the config file is --config.
+    func testCheckTakesThePluginThresholdsAndTheConfigFileOnlyByItsLongName() throws {
+        guard case .check(let check) = try H.command(["check", "-w", "3600", "-c60", "-t=5", "-v", "/a.pem"]) else { return XCTFail() }
+        XCTAssertEqual(check.warning, .seconds(3600))
+        XCTAssertEqual(check.critical, .seconds(60))
+        XCTAssertEqual(check.timeout, .seconds(5))
+        XCTAssertTrue(check.verbose)
+        XCTAssertEqual(check.minimumValidity, .seconds(7200), "-w is the plugin's threshold, not the daemon's margin")
+        XCTAssertEqual(H.error(["check", "-c", "/etc/stapler/stapler.conf", "/a.pem"])?.description,
+                       "stapler: --critical: \"/etc/stapler/stapler.conf\" is not a whole number of seconds")
+        XCTAssertEqual(H.error(["check", "--timeout", "0", "/a.pem"])?.description,
+                       "stapler: --timeout: \"0\" is out of range (1 to 3600 seconds)")
+        XCTAssertEqual(H.error(["check", "--config", "/nonexistent/x.conf", "/a.pem"])?.description
+            .contains("/nonexistent/x.conf"), true, "--config names the config file")
+        guard case .version = try H.command(["check", "-V"]) else { return XCTFail("-V is the version") }
+        guard case .check(let defaults) = try H.command(["check", "/a.pem"]) else { return XCTFail() }
+        XCTAssertEqual(defaults.warning, .seconds(7200))
+        XCTAssertEqual(defaults.critical, .zero)
+        XCTAssertEqual(defaults.timeout, .seconds(10))
+        XCTAssertFalse(defaults.verbose)
+        // Outside check, -c still names the config file.
+        XCTAssertEqual(H.error(["-c", "/nonexistent/stapler.conf", "/a"])?.description.contains("/nonexistent/stapler.conf"),
+                       true)
+    }
+
+    func testMetricsPerCertificateIsOnByItselfAndTakesOnlyAGluedValue() throws {
+        XCTAssertTrue(try H.options(["/a"]).metricsPerCertificate)
+        XCTAssertFalse(try H.options(["--metrics-per-certificate=false", "/a"]).metricsPerCertificate)
+        XCTAssertFalse(try H.options(["--metrics-per-certificate=no", "/a"]).metricsPerCertificate)
+        XCTAssertTrue(try H.options(["--metrics-per-certificate", "/a"]).metricsPerCertificate)
+        // The next word is a certificate path, never the switch's value.
+        let options = try H.options(["--metrics-per-certificate", "false"])
+        XCTAssertTrue(options.metricsPerCertificate)
+        XCTAssertEqual(H.paths(options), ["/srv/work/false"])
+        XCTAssertEqual(H.error(["--metrics-per-certificate=maybe", "/a"])?.description,
+                       "stapler: --metrics-per-certificate: \"maybe\" is not true or false")
     }
 
     func testCheckDefaultsAndErrors() throws {

@@ -347,10 +347,27 @@ final class ConfigurationFileTests: XCTestCase {
         let config = try writeFile("minimum-validity = 600\nnonce\ndaemon\n", named: "c.conf", in: directory)
         guard case .check(let check) = try H.command(["check", "/a.pem"], configFiles: [config]) else { return XCTFail() }
         XCTAssertEqual(check.minimumValidity, .seconds(600))
+        XCTAssertEqual(check.warning, .seconds(600), "the margin is the default warning threshold")
         XCTAssertTrue(check.nonce)
         XCTAssertEqual(check.configFile, config)
         guard case .check(let overridden) = try H.command(["check", "--minimum-validity=5", "/a.pem"],
                                                           configFiles: [config]) else { return XCTFail() }
         XCTAssertEqual(overridden.minimumValidity, .seconds(5))
+        guard case .check(let thresholds) = try H.command(["check", "-w", "60", "/a.pem"],
+                                                          configFiles: [config]) else { return XCTFail() }
+        XCTAssertEqual(thresholds.warning, .seconds(60), "-w beats the config file's margin")
+    }
+
+    func testMetricsPerCertificateKey() throws {
+        let directory = try TemporaryDirectory()
+        for (text, expected) in [("metrics-per-certificate = false\n", false), ("metrics_per_certificate = off\n", false),
+                                 ("metrics-per-certificate\n", true), ("", true)] {
+            let config = try writeFile("cert-paths = /a\n" + text, named: "c.conf", in: directory)
+            let options = try H.options(["-c", config.description])
+            XCTAssertEqual(options.metricsPerCertificate, expected, text)
+        }
+        let config = try writeFile("cert-paths = /a\nmetrics-per-certificate = false\n", named: "c.conf", in: directory)
+        XCTAssertTrue(try H.options(["-c", config.description, "--metrics-per-certificate=true"]).metricsPerCertificate,
+                      "the command line beats the file")
     }
 }

@@ -87,16 +87,66 @@ final class MetricsEndToEndTests: XCTestCase {
         for name in ["good", "must", "revoked"] {
             let (path, _) = bundles[name]!
             let onDisk = try nextUpdateInStaple(path + ".ocsp")
-            let scraped = scrape.samples[#"stapler_staple_next_update_seconds{path="\#(path)"}"#]
+            let scraped = scrape.samples[#"stapler_staple_next_update_timestamp_seconds{path="\#(path)"}"#]
             XCTAssertEqual(scraped, onDisk, "\(name): metrics against the staple file")
             XCTAssertEqual(try nextUpdateInTable(table, path: path), onDisk, "\(name): status table against the staple file")
-            let thisUpdate = try XCTUnwrap(scrape.samples[#"stapler_staple_this_update_seconds{path="\#(path)"}"#])
+            let thisUpdate = try XCTUnwrap(scrape.samples[#"stapler_staple_this_update_timestamp_seconds{path="\#(path)"}"#])
             XCTAssertLessThan(thisUpdate, onDisk)
-            let nextRefresh = try XCTUnwrap(scrape.samples[#"stapler_next_refresh_seconds{path="\#(path)"}"#])
+            let nextRefresh = try XCTUnwrap(scrape.samples[#"stapler_next_refresh_timestamp_seconds{path="\#(path)"}"#])
             XCTAssertGreaterThan(nextRefresh, Int64(started.timeIntervalSince1970))
             XCTAssertLessThanOrEqual(nextRefresh, onDisk)
             XCTAssertEqual(scrape.samples[#"stapler_consecutive_failures{path="\#(path)"}"#], 0)
         }
+    }
+
+    /// `--metrics-per-certificate=false`: the scrape a Prometheus server reads (through the
+    /// Prometheus client's own parser) holds the aggregates only, and they count each kind
+    /// of certificate the daemon really has.
+    func testWithoutPerCertificateFamiliesTheScrapeHoldsOnlyAggregatesThatMatchTheCertificates() throws {
+        let responderPort = freeLoopbackPort()
+        let live = "http://127.0.0.1:\(responderPort)/"
+        let dead = "http://127.0.0.1:\(freeLoopbackPort())/"
+        let leaves = [
+            ("good", try pki.issueLeaf(commonName: "good.test", ocspURLs: [live])),
+            ("revoked", try pki.issueLeaf(commonName: "revoked.test", ocspURLs: [live])),
+            ("plain", try pki.issueLeaf(commonName: "no-ocsp.test", ocspURLs: [])),
+            ("must-down", try pki.issueLeaf(commonName: "must-down.test", ocspURLs: [dead], mustStaple: true)),
+        ]
+        try pki.revoke(leaves[1].1)
+        responder = try OCSPResponderProcess(pki: pki, port: responderPort)
+        let certs = temp.file("certs")
+        try FileManager.default.createDirectory(atPath: certs, withIntermediateDirectories: true)
+        for (name, leaf) in leaves { try pki.writeBundle(leaf, to: "\(certs)/\(name).pem") }
+        // A certificate block that does not parse (unusable), and a file with no certificate (skipped).
+        try "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
+            .write(toFile: "\(certs)/broken.pem", atomically: true, encoding: .utf8)
+        try "no certificate here\n".write(toFile: "\(certs)/notes.pem", atomically: true, encoding: .utf8)
+
+        let port = freeLoopbackPort()
+        let daemon = try startDaemon(["--metrics", "127.0.0.1:\(port)", "--metrics-per-certificate=false", certs])
+        XCTAssertTrue(daemon.waitForLog("staple written", count: 2), daemon.log)
+        var scrape = try self.scrape(port)
+        XCTAssertTrue(try waitUntil(timeout: 10) {
+            scrape = try self.scrape(port)
+            return scrape.samples[#"stapler_certificates_by_state{state="failing"}"#] == 1
+        }, scrape.body + daemon.log)
+
+        let families = try PrometheusTextParser.parse(scrape.body)
+        XCTAssertEqual(Set(families.map(\.name)), [
+            "stapler_certificates", "stapler_certificates_inactive", "stapler_certificates_by_state",
+            "stapler_staple_earliest_expiry_timestamp_seconds", "stapler_must_staple_without_valid_staple",
+            "stapler_fetches", "stapler_fetches_running", "stapler_fetches_queued", "stapler_haproxy_pushes",
+            "stapler_haproxy_pushes_pending", "stapler_responder_clock_lead_seconds", "stapler_build_info",
+            "process_start_time_seconds",
+        ])
+        XCTAssertFalse(families.contains { $0.samples.contains { $0.labels["path"] != nil } }, scrape.body)
+        let states = Dictionary(uniqueKeysWithValues: try XCTUnwrap(families.first { $0.name == "stapler_certificates_by_state" })
+            .samples.map { ($0.labels["state"] ?? "", $0.value) })
+        XCTAssertEqual(states, ["good": 1, "revoked": 1, "failing": 1, "pending": 0, "no_ocsp_url": 1, "expired": 0,
+                                "unusable": 1, "skipped": 1])
+        XCTAssertEqual(scrape.samples["stapler_must_staple_without_valid_staple"], 1)
+        let earliest = try [nextUpdateInStaple("\(certs)/good.pem.ocsp"), nextUpdateInStaple("\(certs)/revoked.pem.ocsp")].min()
+        XCTAssertEqual(scrape.samples["stapler_staple_earliest_expiry_timestamp_seconds"], earliest)
     }
 
     // MARK: HTTP behaviour

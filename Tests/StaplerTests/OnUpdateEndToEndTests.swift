@@ -132,6 +132,19 @@ final class OnUpdateEndToEndTests: XCTestCase {
                       failing.output)
     }
 
+    func testWithAStapleDirectoryTheCommandGetsThePathsThere() throws {
+        let certs = try directory("certs")
+        let site = try pki.haproxySite("mirrored", in: certs, ocspURL: responderURL, stapleAtStart: false)
+        let staples = try directory("staples")
+        try startResponder()
+        let runs = try directory("runs")
+        let result = try StaplerProcess.run(["--one-off", "-p", certs, "--staple-dir", staples, "--on-update",
+                                             "sh -c 'cat > \"$0/stdin-$$\"' '\(runs)'"], in: temp.path)
+        XCTAssertEqual(result.status, 0, result.output)
+        XCTAssertEqual(try recorded("stdin", in: runs), ["\(staples)\(site.bundle).ocsp\n"])
+        XCTAssertTrue(FileManager.default.fileExists(atPath: "\(staples)\(site.bundle).ocsp"))
+    }
+
     // MARK: Helpers
 
     private func directory(_ name: String) throws -> String {

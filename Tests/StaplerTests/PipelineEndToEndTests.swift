@@ -460,11 +460,11 @@ final class PipelineEndToEndTests: XCTestCase {
 
         let ok = try stapler(["check", fresh])
         XCTAssertEqual(ok.status, 0, ok.output)
-        XCTAssertTrue(ok.output.hasPrefix("OK"), ok.output)
+        XCTAssertTrue(ok.output.hasPrefix("STAPLER OK - "), ok.output)
         XCTAssertEqual(try stapler(["check", missing]).status, 2)
         let revokedCheck = try stapler(["check", revoked])
         XCTAssertEqual(revokedCheck.status, 2, revokedCheck.output)
-        XCTAssertTrue(revokedCheck.output.hasPrefix("CRITICAL"), revokedCheck.output)
+        XCTAssertTrue(revokedCheck.output.hasPrefix("STAPLER CRITICAL - "), revokedCheck.output)
         XCTAssertEqual(try stapler(["check", expiring]).status, 1)
         XCTAssertEqual(try stapler(["check", "--minimum-validity", "600", expiring]).status, 0)
         XCTAssertEqual(try stapler(["check", fresh, expiring]).status, 1, "the worst verdict wins")

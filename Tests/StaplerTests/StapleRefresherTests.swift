@@ -13,6 +13,7 @@ final class StapleRefresherTests: XCTestCase {
         let loop: EventLoop
         let logger: Logger
         let refresher: StapleRefresher
+        let statistics: Statistics
         var outcomes: () -> [(FilePath, StapleRefresher.Outcome)]
 
         var log: String { (try? String(contentsOfFile: temp.file(Logger.fileName), encoding: .utf8)) ?? "" }
@@ -33,10 +34,12 @@ final class StapleRefresherTests: XCTestCase {
         let logger = try Logger(verbosity: .debug, toStandardOutput: false, directory: FilePath(temp.path), syslog: false)
         final class Box { var outcomes: [(FilePath, StapleRefresher.Outcome)] = [] }
         let box = Box()
-        let refresher = try StapleRefresher(loop: loop, logger: logger, statistics: Statistics(), settings: settings) {
+        let statistics = Statistics()
+        let refresher = try StapleRefresher(loop: loop, logger: logger, statistics: statistics, settings: settings) {
             box.outcomes.append(($0.path, $1))
         }
-        return Rig(temp: temp, pki: pki, loop: loop, logger: logger, refresher: refresher, outcomes: { box.outcomes })
+        return Rig(temp: temp, pki: pki, loop: loop, logger: logger, refresher: refresher, statistics: statistics,
+                   outcomes: { box.outcomes })
     }
 
     override class func setUp() {
@@ -170,5 +173,27 @@ final class StapleRefresherTests: XCTestCase {
         try rig.loop.runForTest { !rig.outcomes().isEmpty }
         guard case .stapled = rig.outcomes()[0].1 else { return XCTFail(rig.log) }
         XCTAssertEqual(responder.requestCount, 1)
+    }
+
+    /// A responder an hour ahead of our clock: refused, with a hint that our clock may be the
+    /// one that is wrong, and the lead kept for the metrics.
+    func testAResponderAheadOfOurClockHintsAndIsMeasured() throws {
+        let rig = try makeRig(prefix: "stapler-refresher-ahead")
+        let hostile = try HostileResponder()
+        defer { hostile.stop() }
+        let leaf = try rig.pki.issueLeaf(ocspURLs: [hostile.url(route: "ahead")])
+        let certificate = try rig.track(leaf, name: "site.pem")
+        let now = UTCTime.now()
+        hostile.set(.ocsp(try CraftedResponse.sign(certID: certificate.record!.certID, thisUpdate: now + 3600,
+                                                   nextUpdate: now + 86400, signerCertificate: rig.pki.certificate,
+                                                   signerKey: rig.pki.key)), for: "ahead")
+        XCTAssertEqual(rig.statistics.largestResponderClockLead, 0)
+        rig.refresher.adopt(certificate)
+        try rig.loop.runForTest { !rig.outcomes().isEmpty }
+        guard case .failed = rig.outcomes()[0].1 else { return XCTFail(rig.log) }
+        XCTAssertTrue(certificate.refresh.lastError?.hasSuffix("in the future (by our clock: is it behind?)") == true,
+                      certificate.refresh.lastError ?? "")
+        XCTAssertGreaterThanOrEqual(rig.statistics.largestResponderClockLead, 3590)
+        XCTAssertLessThanOrEqual(rig.statistics.largestResponderClockLead, 3600)
     }
 }

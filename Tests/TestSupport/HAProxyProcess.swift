@@ -63,12 +63,25 @@ public final class HAProxyProcess {
     /// Starts HAProxy and waits until the admin socket and the TLS port accept connections.
     public func start() throws {
         guard !isRunning else { return }
+        try launch(extraArguments: [])
+    }
+
+    /// A reload as `haproxy -sf` does it: a new process takes over the listeners and the stats
+    /// socket and tells the old one to finish; returns once the new one answers.
+    public func reload() throws {
+        guard let old = process, old.isRunning else { return try start() }
+        try launch(extraArguments: ["-sf", String(old.processIdentifier)])
+        if !waitUntil(timeout: 10, { !old.isRunning }) { kill(old.processIdentifier, SIGKILL) }
+        old.waitUntilExit()
+    }
+
+    private func launch(extraArguments: [String]) throws {
         if !FileManager.default.fileExists(atPath: logPath) {
             _ = FileManager.default.createFile(atPath: logPath, contents: Data())
         }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try Shell.resolve("haproxy"))
-        process.arguments = ["-db", "-f", configPath]
+        process.arguments = ["-db", "-f", configPath] + extraArguments
         let log = FileHandle(forWritingAtPath: logPath)
         log?.seekToEndOfFile()
         process.standardOutput = log
@@ -77,7 +90,9 @@ public final class HAProxyProcess {
         try process.run()
         self.process = process
         let ready = waitUntil(timeout: 15) {
-            !process.isRunning || (unixSocketAccepts(adminSocket) && loopbackPortAccepts(port))
+            !process.isRunning || (unixSocketAccepts(adminSocket) && loopbackPortAccepts(port)
+                                   && (extraArguments.isEmpty
+                                       || Self.answersFromPid(process.processIdentifier, socket: self.adminSocket)))
         }
         guard ready && process.isRunning else {
             stop()
@@ -95,6 +110,12 @@ public final class HAProxyProcess {
             kill(process.processIdentifier, SIGKILL)
         }
         process.waitUntilExit()
+    }
+
+    /// Whether `show info` on `socket` names `pid`: the reloaded process has taken over.
+    static func answersFromPid(_ pid: Int32, socket: String) -> Bool {
+        guard let answer = UnixSockets.exchange(socket, "show info\n") else { return false }
+        return answer.contains("\nPid: \(pid)\n")
     }
 
     public func restart() throws {

@@ -80,15 +80,17 @@ public final class TestPKI {
                        "-subj", "/CN=leaf.test", "-config", config])
     }
 
-    /// Issues `count` leaf certificates in one openssl run.
+    /// Issues `count` leaf certificates in one openssl run. `subjectAltName` defaults to
+    /// `DNS:<commonName>` (`IP:127.0.0.1` makes a certificate for a loopback TLS server).
     public func issueLeaves(count: Int = 1, commonName: String = "leaf.test", ocspURLs: [String],
                             mustStaple: Bool = false, expired: Bool = false,
-                            authorityKeyIdentifier: Bool = true, extraExtensions: String = "") throws -> [Leaf] {
+                            authorityKeyIdentifier: Bool = true, extraExtensions: String = "",
+                            subjectAltName: String? = nil) throws -> [Leaf] {
         var lines = [
             "basicConstraints = critical,CA:FALSE",
             "keyUsage = critical,digitalSignature",
             "extendedKeyUsage = serverAuth",
-            "subjectAltName = DNS:\(commonName)",
+            "subjectAltName = \(subjectAltName ?? "DNS:\(commonName)")",
             "authorityKeyIdentifier = " + (authorityKeyIdentifier ? "keyid" : "none"),
         ]
         if !ocspURLs.isEmpty {

@@ -32,6 +32,22 @@ public enum UnixSockets {
         return nil
     }
 
+    /// Sends `request` and reads until the peer closes (HAProxy's one-command mode).
+    public static func exchange(_ path: String, _ request: String) -> String? {
+        guard let fd = connect(to: path) else { return nil }
+        defer { Glibc.close(fd) }
+        let bytes = Array(request.utf8)
+        guard bytes.withUnsafeBytes({ Glibc.write(fd, $0.baseAddress, $0.count) }) == bytes.count else { return nil }
+        var answer: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let got = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if got <= 0 { break }
+            answer.append(contentsOf: buffer[..<got])
+        }
+        return String(decoding: answer, as: UTF8.self)
+    }
+
     /// Whether something answers at `path` (the probe connection is closed at once).
     public static func accepts(_ path: String) -> Bool {
         guard let fd = connect(to: path) else { return false }

@@ -14,9 +14,14 @@ enum FuzzBodies {
     }
 
     /// The predecessor's config file format, through to settings; the same bytes as the
-    /// `$JOURNAL_STREAM` value systemd hands over.
+    /// `$JOURNAL_STREAM` value systemd hands over; and its lines as command-line words for
+    /// the daemon's options and for `stapler check`'s (pure parsing: nothing is read).
     static func config(_ bytes: [UInt8]) {
         _ = JournalStream(String(decoding: bytes, as: UTF8.self))?.isOpen(on: STDOUT_FILENO)
+        let words = bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
+            .map { String(decoding: $0, as: UTF8.self) }
+        _ = try? CommandLineParser(options: OptionTable.run, positionalSetting: .certPaths).parse(words)
+        _ = try? CommandLineParser(options: OptionTable.check).parse(words)
         guard let entries = try? ConfigFile.parse(bytes, file: "/fuzz/stapler.conf") else { return }
         _ = try? ConfigFile.settings(from: entries, file: "/fuzz/stapler.conf", options: OptionTable.run)
     }

@@ -13,7 +13,7 @@ enum FuzzTarget: String, CaseIterable {
     var summary: String {
         switch self {
         case .pem: "PEM splitter, certificate decoding, bundle parsing"
-        case .config: "stapler/stapled config file parser, $JOURNAL_STREAM"
+        case .config: "stapler/stapled config file parser, $JOURNAL_STREAM, command-line options (daemon and check)"
         case .haproxycfg: "haproxy.cfg tokenizer and reader"
         case .framer: "HAProxy runtime API answer framer and answer classifier"
         case .ocsp: "OCSP response verification against a fixed issuer"

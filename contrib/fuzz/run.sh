@@ -50,11 +50,8 @@ pki="$work/seeds/pki"
 rm -rf "$pki" && mkdir -p "$pki"
 (
     cd "$pki"
-    printf '[req]\ndistinguished_name=dn\n[dn]\n[ca]\nbasicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign,digitalSignature\n[leaf]\nbasicConstraints=critical,CA:FALSE\nauthorityInfoAccess=OCSP;URI:http://127.0.0.1:1/\n' > openssl.cnf
-    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout ca.key -out ca.pem \
-        -subj /CN=FuzzCA -days 3650 -config openssl.cnf -extensions ca 2>/dev/null
-    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout leaf.key -out leaf.csr \
-        -subj /CN=fuzz.test -config openssl.cnf 2>/dev/null
+    source "$root/contrib/fuzz/test-ca.sh"
+    make_test_ca FuzzCA fuzz.test 3650 '[leaf]\nbasicConstraints=critical,CA:FALSE\nauthorityInfoAccess=OCSP;URI:http://127.0.0.1:1/\n'
     openssl x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 3650 \
         -extfile openssl.cnf -extensions leaf -out leaf.pem 2>/dev/null
     cat leaf.pem ca.pem leaf.key > bundle.pem
@@ -69,6 +66,7 @@ cp "$pki/bundle.pem" "$pki/ca.pem" "$pki/leaf.key" "$work/seeds/pem/"
 cp "$root/contrib/stapler.conf" "$work/seeds/config/" 2>/dev/null || true
 printf '2049:1234567' > "$work/seeds/config/journal-stream"
 printf '[stapled]\ncert-paths = [/a, "/b c"]\nrecursive\nverbosity: 3\nminimum-validity 3600 ; note\n' > "$work/seeds/config/small.conf"
+printf -- '-w\n3600\n-c60\n--timeout=5\n-vv\n--config\nx.conf\n--metrics-per-certificate=false\n--min\n7\n--\n/a\n' > "$work/seeds/config/arguments"
 cp "$root/contrib/haproxy/haproxy.cfg" "$work/seeds/haproxycfg/" 2>/dev/null || true
 printf 'global\n  crt-base "/etc/ssl"\n  stats socket ${RUN}/a.sock level admin\nfrontend f\n  bind :443 ssl crt a.pem crt-list "/x y"/l.txt\n' \
     > "$work/seeds/haproxycfg/small.cfg"

@@ -118,6 +118,13 @@ public enum FileSystem {
         return FilePath(cString: resolved)
     }
 
+    /// One directory; an existing one is no error (it may be a symlink: check if that matters).
+    public static func makeDirectory(_ path: FilePath, mode: mode_t = 0o755) throws(FileError) {
+        guard path.withCString({ mkdir($0, mode) }) == 0 || errno == EEXIST else {
+            throw FileError(path: path, operation: "mkdir")
+        }
+    }
+
     public static func remove(_ path: FilePath) throws(FileError) {
         guard path.withCString({ unlink($0) }) == 0 else { throw FileError(path: path, operation: "unlink") }
     }

@@ -24,6 +24,8 @@ public struct HTTPTransferHandle: Hashable, Sendable {
 /// from the standard environment variables (http_proxy, https_proxy, no_proxy), as curl does
 /// by default. Transfers beyond `maxConcurrentTransfers` wait in the client's own queue, at
 /// the cost of the request and its closure; their timeouts start when they leave it.
+/// https servers are checked against libcurl's CA bundle, or the ones `Configuration` names
+/// (by default SSL_CERT_FILE and SSL_CERT_DIR when set).
 public final class HTTPClient {
     /// Why a client could not be created.
     public struct SetupError: Error, Sendable, CustomStringConvertible {
@@ -168,7 +170,9 @@ public final class HTTPClient {
         }
         do {
             try transfer.attach(to: handle, userAgent: configuration.userAgent,
-                                maxRedirects: configuration.maxRedirects)
+                                maxRedirects: configuration.maxRedirects,
+                                trustedCAFile: configuration.trustedCAFile,
+                                trustedCADirectory: configuration.trustedCADirectory)
         } catch {
             pool.give(handle)
             completeSoon(transfer, error.reason)

@@ -1,3 +1,5 @@
+import Glibc
+
 extension HTTPClient {
     /// Limits and identity shared by every transfer of one client.
     public struct Configuration: Sendable {
@@ -17,11 +19,19 @@ extension HTTPClient {
         public var maxRedirects: Int
         /// Finished easy handles kept for the next transfers instead of being freed.
         public var idleHandlePoolSize: Int
+        /// A PEM file of the CA certificates https servers are checked against (CURLOPT_CAINFO);
+        /// nil keeps libcurl's built-in bundle (Debian: /etc/ssl/certs/ca-certificates.crt).
+        public var trustedCAFile: String?
+        /// A directory of hashed CA certificates (`openssl rehash`) checked as well
+        /// (CURLOPT_CAPATH); nil keeps libcurl's built-in one (Debian: /etc/ssl/certs).
+        public var trustedCADirectory: String?
 
         public init(userAgent: String? = nil, maxConcurrentTransfers: Int = 8,
                     maxConnectionsPerHost: Int = 4, maxTotalConnections: Int = 16,
                     maxCachedConnections: Int = 16, maxRedirects: Int = 3,
-                    idleHandlePoolSize: Int = 8) {
+                    idleHandlePoolSize: Int = 8,
+                    trustedCAFile: String? = environmentPath("SSL_CERT_FILE"),
+                    trustedCADirectory: String? = environmentPath("SSL_CERT_DIR")) {
             self.userAgent = userAgent
             self.maxConcurrentTransfers = maxConcurrentTransfers
             self.maxConnectionsPerHost = maxConnectionsPerHost
@@ -29,6 +39,17 @@ extension HTTPClient {
             self.maxCachedConnections = maxCachedConnections
             self.maxRedirects = maxRedirects
             self.idleHandlePoolSize = idleHandlePoolSize
+            self.trustedCAFile = trustedCAFile
+            self.trustedCADirectory = trustedCADirectory
+        }
+
+        /// A non-empty environment variable. Debian's libcurl ignores OpenSSL's SSL_CERT_FILE
+        /// and SSL_CERT_DIR (its built-in bundle wins), yet they are where operators and
+        /// OpenSSL's own tools put a private CA; the defaults honour them, each replacing only
+        /// its own built-in location, as in OpenSSL.
+        public static func environmentPath(_ name: String) -> String? {
+            guard let value = getenv(name), value.pointee != 0 else { return nil }
+            return String(cString: value)
         }
     }
 }

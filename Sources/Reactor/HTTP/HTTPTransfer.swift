@@ -67,7 +67,8 @@ final class HTTPTransfer {
 
     /// Sets every option of `handle` for this transfer; on failure the handle is left to the
     /// caller, still unattached.
-    func attach(to handle: CurlEasyHandle, userAgent: String?, maxRedirects: Int) throws(HTTPError) {
+    func attach(to handle: CurlEasyHandle, userAgent: String?, maxRedirects: Int,
+                trustedCAFile: String?, trustedCADirectory: String?) throws(HTTPError) {
         guard let pending else { return }
         let easy = handle.pointer
         let me = Unmanaged.passUnretained(self).toOpaque()
@@ -95,6 +96,8 @@ final class HTTPTransfer {
         // The id, not a pointer: the client looks it up before trusting anything.
         check(ccurl_easy_setopt_pointer(easy, CURLOPT_PRIVATE, UnsafeMutableRawPointer(bitPattern: UInt(id))), "PRIVATE")
         if let userAgent { check(ccurl_easy_setopt_string(easy, CURLOPT_USERAGENT, userAgent), "USERAGENT") }
+        if let trustedCAFile { check(ccurl_easy_setopt_string(easy, CURLOPT_CAINFO, trustedCAFile), "CAINFO") }
+        if let trustedCADirectory { check(ccurl_easy_setopt_string(easy, CURLOPT_CAPATH, trustedCADirectory), "CAPATH") }
 
         freeHeaderList()
         var fields = pending.headers.map { "\($0.name): \($0.value)" }

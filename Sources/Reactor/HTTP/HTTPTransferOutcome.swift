@@ -42,8 +42,10 @@ extension HTTPTransfer {
             return elapsed >= totalTimeout ? .timedOut(after: totalTimeout) : .connectTimedOut(after: connectTimeout)
         case CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_RESOLVE_PROXY, CURLE_COULDNT_CONNECT:
             return .connectFailed(Self.withoutTiming(message))
-        case CURLE_SSL_CONNECT_ERROR, CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CERTPROBLEM,
-             CURLE_SSL_CIPHER, CURLE_SSL_CACERT_BADFILE, CURLE_SSL_ISSUER_ERROR:
+        case CURLE_PEER_FAILED_VERIFICATION:
+            return .tlsFailed(Self.certificateRefusal(message))
+        case CURLE_SSL_CONNECT_ERROR, CURLE_SSL_CERTPROBLEM, CURLE_SSL_CIPHER, CURLE_SSL_CACERT_BADFILE,
+             CURLE_SSL_ISSUER_ERROR:
             return .tlsFailed(message)
         case CURLE_TOO_MANY_REDIRECTS:
             return .tooManyRedirects(limit: maxRedirects)
@@ -51,6 +53,13 @@ extension HTTPTransfer {
             // Our URL, unless a server was reached: then it sent HTTP/0.9 or a redirect to a
             // URL we refuse to follow.
             return reachedServer ? .protocolError(message) : .invalidRequest(message)
+        case CURLE_BAD_FUNCTION_ARGUMENT where reachedServer:
+            // Every option was accepted when the transfer was attached; 7.88.1 reports a
+            // header line with a bare CR before its colon this way (its header store cannot
+            // split it into name and value).
+            return .protocolError("response header line that cannot be parsed (curl: \(message))")
+        case CURLE_RECV_ERROR where message == Self.chunkedTrailerTooLong:
+            return .protocolError("chunked trailer too long (curl: \(message))")
         case CURLE_GOT_NOTHING, CURLE_WEIRD_SERVER_REPLY, CURLE_PARTIAL_FILE, CURLE_RECV_ERROR,
              CURLE_SEND_ERROR, CURLE_HTTP2, CURLE_HTTP2_STREAM, CURLE_BAD_CONTENT_ENCODING,
              CURLE_HTTP3:
@@ -58,6 +67,21 @@ extension HTTPTransfer {
         default:
             return .curl(code: Int(code.rawValue), message: message)
         }
+    }
+
+    /// What 7.88.1 says when a chunked body's trailer outgrows its 64 KB buffer: no memory
+    /// ran out, the server sent too much.
+    static let chunkedTrailerTooLong = "Out of memory in chunked-encoding"
+
+    /// curl words a refused server certificate as "SSL certificate problem: certificate has
+    /// expired" or "SSL: no alternative certificate subject name matches target host name
+    /// 'x'": the prefix says nothing, and without it nothing says whose certificate it was.
+    static func certificateRefusal(_ message: String) -> String {
+        var detail = Substring(message)
+        for prefix in ["SSL certificate problem: ", "SSL: "] where detail.hasPrefix(prefix) {
+            detail = detail.dropFirst(prefix.count)
+        }
+        return "server certificate refused: \(detail)"
     }
 
     /// curl adds how long it tried ("... port 80 after 3 ms: ..."), which makes every

@@ -1,101 +1,126 @@
 import Reactor
 
 /// `stapler check CERT...`: what Stapler knows about each certificate and its staple file,
-/// for an operator or a monitoring system. Exit codes follow the monitoring-plugin
-/// convention: 0 OK, 1 WARNING (the staple runs out within --minimum-validity), 2 CRITICAL
-/// (missing, invalid, revoked or expired staple, unreadable certificate).
+/// as a monitoring plugin (`CheckReport` prints it). Exit codes: 0 OK, 1 WARNING (a staple
+/// has less than `--warning` seconds left), 2 CRITICAL (missing, invalid, revoked or expired
+/// staple, less than `--critical` seconds left, unreadable certificate), 3 UNKNOWN (bad
+/// arguments, unreadable config file, internal error).
 enum CheckCommand {
-    enum Verdict: Int32, Comparable {
-        case ok = 0, warning = 1, critical = 2
-        static func < (lhs: Verdict, rhs: Verdict) -> Bool { lhs.rawValue < rhs.rawValue }
-        var label: String {
-            switch self {
-            case .ok: return "OK"
-            case .warning: return "WARNING"
-            case .critical: return "CRITICAL"
-            }
-        }
-    }
-
     static func run(_ options: CheckOptions) -> Int32 {
         let issuers = IssuerStore()
-        var worst = Verdict.ok
         var fetcher: CheckFetcher?
         if options.fetch {
             do {
                 try HTTPClient.globalInit()
-                fetcher = try CheckFetcher()
+                fetcher = try CheckFetcher(timeout: options.timeout)
             } catch {
-                standardError("stapler check: \(error)")
-                return Verdict.critical.rawValue
+                standardOutput(CheckReport.unknown("cannot set up --fetch: \(error)"))
+                return CheckReport.Status.unknown.rawValue
             }
         }
-        for path in options.certificates {
-            let (verdict, lines) = check(path, options: options, issuers: issuers, fetcher: fetcher)
-            standardOutput("\(verdict.label): " + lines.joined(separator: "\n    ") + "\n")
-            worst = max(worst, verdict)
-        }
-        return worst.rawValue
+        let results = options.certificates.map { check($0, options: options, issuers: issuers, fetcher: fetcher) }
+        let report = CheckReport(results: results, warning: options.warning.components.seconds,
+                                 critical: options.critical.components.seconds, verbose: options.verbose)
+        standardOutput(report.text)
+        return report.status.rawValue
+    }
+
+    /// A usage error or an unreadable config file: UNKNOWN, on standard output where a
+    /// monitoring system reads it.
+    static func usageFailure(_ error: ConfigurationError) -> Int32 {
+        let message = error.description
+        let prefix = "stapler: "
+        standardOutput(CheckReport.unknown(message.hasPrefix(prefix) ? String(message.dropFirst(prefix.count)) : message))
+        return CheckReport.Status.unknown.rawValue
     }
 
     static func check(_ path: FilePath, options: CheckOptions, issuers: IssuerStore,
-                      fetcher: CheckFetcher?) -> (Verdict, [String]) {
+                      fetcher: CheckFetcher?) -> CheckReport.Result {
         let now = UTCTime.now()
+        var result = CheckReport.Result(path: path, status: .critical, summary: "", secondsLeft: 0)
         let record: CertificateRecord
         do {
             record = try CertificateBundle.load(path: path, now: now, issuers: issuers)
         } catch {
-            switch error.reason {
-            case .noOCSPURL: return (.ok, ["\(error)"])
-            default: return (.critical, ["\(error)"])
+            // The error's text starts with the path, which the report prints already.
+            let text = error.description
+            let prefix = "\(path): "
+            result.summary = text.hasPrefix(prefix) ? String(text.dropFirst(prefix.count)) : text
+            if case .noOCSPURL = error.reason {
+                result.status = .ok
+                result.secondsLeft = nil
             }
+            return result
         }
-        var lines = ["\(path): \(record.subject)",
-                     "OCSP URLs: \(record.ocspURLs.joined(separator: " "))",
-                     "CertID: \(record.certID.hex)",
-                     "must-staple: \(record.mustStaple ? "yes" : "no")"]
-        if let fetcher {
-            lines.append("fetch: " + fetcher.fetch(record, nonce: options.nonce, now: now))
-        }
-        let staplePath = StapleFile.path(forCertificate: path)
+        result.details = ["subject: \(record.subject)",
+                          "OCSP URLs: \(record.ocspURLs.joined(separator: " "))",
+                          "CertID: \(record.certID.hex)",
+                          "must-staple: \(record.mustStaple ? "yes" : "no")"]
+        result.fetch = fetcher.map { $0.fetch(record, nonce: options.nonce, now: now) }
+        let location = options.stapleDirectory.map { StapleLocation.under($0) } ?? .besideCertificate
+        let staplePath = StapleFile.path(forCertificate: path, in: location)
         let bytes: [UInt8]?
         do {
-            bytes = try StapleFile.read(forCertificate: path)
+            bytes = try StapleFile.read(forCertificate: path, in: location)
         } catch {
-            return (.critical, lines + ["staple: \(error)"])
+            result.summary = "staple unreadable: \(error)"
+            return result
         }
-        guard let bytes else { return (.critical, lines + ["staple: \(staplePath) is missing"]) }
+        guard let bytes else {
+            result.summary = "staple missing (\(staplePath))"
+            return result
+        }
         let verified: VerifiedOCSPResponse
         do {
             verified = try OCSPResponseVerifier.verify(bytes, for: record, now: now)
         } catch {
-            return (.critical, lines + ["staple: \(staplePath) does not verify: \(error)"])
+            result.summary = "staple does not verify: \(error)"
+            return result
         }
-        lines.append("staple: \(staplePath) verifies: \(verified.statusDescription)")
-        lines.append("thisUpdate: \(UTCTime.format(verified.thisUpdate)), nextUpdate: \(UTCTime.format(verified.nextUpdate))")
+        let left = max(0, verified.nextUpdate - now)
+        result.secondsLeft = left
+        result.details.append("staple: \(staplePath) verifies: \(verified.statusDescription)")
+        result.details.append("thisUpdate: \(UTCTime.format(verified.thisUpdate)), "
+                              + "nextUpdate: \(UTCTime.format(verified.nextUpdate))")
         let policy = RefreshPolicy(minimumValidity: options.minimumValidity.components.seconds, jitterFraction: 0)
         let due = policy.nextRefresh(thisUpdate: verified.thisUpdate, nextUpdate: verified.nextUpdate, fetchedAt: now,
                                      cacheMaxAge: nil, certificateNotAfter: record.notAfter, now: now, random: 0)
-        lines.append("refresh due: \(UTCTime.format(due))")
-        if case .revoked = verified.status { return (.critical, lines) }
-        if !policy.isRecyclable(nextUpdate: verified.nextUpdate, now: now) {
-            lines.append("the staple runs out within \(options.minimumValidity.components.seconds) s")
-            return (.warning, lines)
+        result.details.append("refresh due: \(UTCTime.format(due))")
+
+        let validity = "valid for \(left) s (until \(UTCTime.format(verified.nextUpdate)))"
+        let critical = options.critical.components.seconds
+        let warning = options.warning.components.seconds
+        if case .revoked = verified.status {
+            result.summary = "certificate REVOKED: \(verified.statusDescription)"
+        } else if left < critical {
+            result.summary = "staple \(validity), under the critical \(critical) s"
+        } else if left < warning {
+            result.status = .warning
+            result.summary = "staple \(validity), under the warning \(warning) s"
+        } else {
+            result.status = .ok
+            result.summary = "staple good, \(validity)"
         }
-        return (.ok, lines)
+        return result
     }
 }
 
 /// Asks a certificate's responders once, on an event loop of its own, with the daemon's own
 /// exchange (`OCSPExchange`: the same request, limits and acceptance rules), and says what
 /// came back. Nothing is written.
+/// All exchanges together end by `--timeout`: a monitoring system kills a plugin that
+/// overruns its own time limit, and then shows nothing of what was learnt.
 final class CheckFetcher {
     private let loop: EventLoop
     private let http: HTTPClient
+    private let timeout: Duration
+    private let deadline: MonotonicInstant
 
-    init() throws {
+    init(timeout: Duration) throws {
         loop = try EventLoop()
         http = try HTTPClient(loop: loop, configuration: OCSPExchange.clientConfiguration(fetchSlots: 1))
+        self.timeout = timeout
+        deadline = MonotonicInstant.now() + timeout
     }
 
     func fetch(_ record: CertificateRecord, nonce: Bool, now: Int64) -> String {
@@ -107,8 +132,16 @@ final class CheckFetcher {
             } catch {
                 return "\(error)"
             }
+            let remaining = deadline.duration(since: MonotonicInstant.now())
+            guard remaining > .zero else {
+                answers.append("\(url): not asked, the --timeout of \(timeout.components.seconds) s ran out")
+                continue
+            }
+            var request = exchange.httpRequest
+            request.totalTimeout = min(request.totalTimeout, remaining)
+            request.connectTimeout = min(request.connectTimeout, remaining)
             var result: Result<HTTPResponse, HTTPError>?
-            http.start(exchange.httpRequest) { [loop] in
+            http.start(request) { [loop] in
                 result = $0
                 loop.stop()
             }

@@ -2,6 +2,7 @@
 /// files and scripts keep working:
 /// - long options by any unique prefix (`--min` for `--minimum-validity`), exact names win;
 /// - `--opt=value` and `--opt value`; `--list=value` gives that list one value;
+/// - a toggle is on by itself and takes only a glued value (`--x=false`);
 /// - short flags clustered (`-vvv`, `-Rv`), short values attached (`-t4`, `-t=4`) or not;
 /// - list options take every following word up to the next option;
 /// - `-l` takes the next word only if it is not an option;
@@ -118,6 +119,8 @@ struct CommandLineParser {
             if spec.setting == .help { return .help }
             if spec.setting == .version { return .version }
             raw = .flag(true)
+        case .toggle:
+            raw = attached.map { .values([Array($0.utf8)]) } ?? .flag(true)
         case .one:
             guard let value = Self.singleValue(attached: attached, arguments: arguments, index: &index) else {
                 throw .invalidValue(option: spec.displayName, reason: "needs a value (\(spec.valueName))")

@@ -188,15 +188,15 @@ enum ConfigFile {
             let context = "\(file):\(entry.line): \(entry.key)"
             let raw: GivenValue
             switch (spec.arity, entry.value) {
-            case (.flag, .bare):
+            case (.flag, .bare), (.toggle, .bare):
                 raw = .flag(true)
-            case (.flag, .text(let text)):
+            case (.flag, .text(let text)), (.toggle, .text(let text)):
                 do {
                     raw = .flag(try SettingValueParser.boolean(text))
                 } catch {
                     throw .invalidConfigFile(file: file, line: entry.line, reason: "\(entry.key): \(error.reason)")
                 }
-            case (.flag, .list):
+            case (.flag, .list), (.toggle, .list):
                 throw .invalidConfigFile(file: file, line: entry.line, reason: "\(entry.key): takes true or false, not a list")
             case (.optional, .bare):
                 raw = .omitted

@@ -75,7 +75,13 @@ public enum ConfigurationLoader {
         check.configFile = file
         check.fetch = commandLine.fetch ?? false
         check.minimumValidity = commandLine.minimumValidity ?? fileLayer?.minimumValidity ?? check.minimumValidity
+        check.warning = commandLine.warning ?? check.minimumValidity
+        check.critical = commandLine.critical ?? check.critical
+        check.timeout = commandLine.timeout ?? check.timeout
+        check.verbose = commandLine.verboseCount > 0
         check.nonce = commandLine.nonce ?? fileLayer?.nonce ?? false
+        check.stapleDirectory = (commandLine.stapleDirectory ?? fileLayer?.stapleDirectory)?.value
+            .map { ConfigurationPaths.absolute($0, base: base) }
         check.warnings = (fileLayer?.warnings ?? []) + commandLine.warnings
         return .check(check)
     }
@@ -182,11 +188,14 @@ public enum ConfigurationLoader {
         // --one-off never detaches, whatever the config file says (as before).
         options.daemonize = !options.oneOff && (cli.daemon ?? file?.daemon ?? false)
         options.pidFile = (cli.pidFile ?? file?.pidFile)?.value.map(absolute)
+        options.stapleDirectory = (cli.stapleDirectory ?? file?.stapleDirectory)?.value.map(absolute)
         options.nonce = cli.nonce ?? file?.nonce ?? false
         options.metricsAddress = (cli.metrics ?? file?.metrics)?.value.map { address in
             if case .unix(let path) = address { return .unix(absolute(path)) }
             return address
         }
+        options.metricsPerCertificate = cli.metricsPerCertificate ?? file?.metricsPerCertificate
+            ?? options.metricsPerCertificate
         options.haproxySocketKeepalive = cli.haproxySocketKeepalive ?? file?.haproxySocketKeepalive
             ?? options.haproxySocketKeepalive
         options.onUpdateCommand = (cli.onUpdate ?? file?.onUpdate)?.value

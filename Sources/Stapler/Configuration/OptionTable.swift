@@ -8,9 +8,10 @@ enum Setting: Equatable, Sendable {
     case minimumValidity, renewalThreads, refreshInterval, noRecycle, oneOff
     case verbose, verbosity, quiet, logDirectory, syslog
     case daemon, interactive, pidFile, config, version, help
-    case nonce, metrics
+    case nonce, metrics, metricsPerCertificate
+    case stapleDirectory
     case haproxySockets, noHAProxySockets, haproxyConfig, haproxySocketKeepalive
-    case fetch
+    case fetch, warning, critical, timeout
     case onUpdate, onUpdateInterval, onUpdateTimeout
 }
 
@@ -18,6 +19,9 @@ enum Setting: Equatable, Sendable {
 enum Arity: Equatable, Sendable {
     /// No value (`store_true`, `count`).
     case flag
+    /// On by itself (`--x`), or on or off by a value glued to it (`--x=false`); it never
+    /// takes the next word, so a path after it stays a path. A flag in a config file.
+    case toggle
     /// Exactly one value.
     case one
     /// One value if the next word is not an option (`nargs='?'`).
@@ -69,6 +73,7 @@ enum OptionTable {
         OptionSpec(.refreshInterval, ["refresh-interval"], short: "r", .one, value: "SECONDS"),
         OptionSpec(.noRecycle, ["no-recycle"], .flag),
         OptionSpec(.oneOff, ["one-off"], .flag),
+        OptionSpec(.stapleDirectory, ["staple-dir"], .one, value: "DIR"),
         OptionSpec(.verbose, [], short: "v", .flag, configurable: false),
         OptionSpec(.verbosity, ["verbosity"], .one, value: "0-4"),
         OptionSpec(.quiet, ["quiet"], short: "q", .flag),
@@ -82,6 +87,7 @@ enum OptionTable {
         OptionSpec(.help, ["help"], short: "h", .flag, configurable: false),
         OptionSpec(.nonce, ["nonce"], .flag),
         OptionSpec(.metrics, ["metrics"], .one, value: "ADDRESS"),
+        OptionSpec(.metricsPerCertificate, ["metrics-per-certificate"], .toggle, value: "BOOL"),
         OptionSpec(.haproxySockets, ["haproxy-sockets"], short: "s", .oneOrMore, value: "SOCKET"),
         OptionSpec(.noHAProxySockets, ["no-haproxy-sockets"], .flag),
         OptionSpec(.haproxyConfig, ["haproxy-config"], .oneOrMore, value: "FILE"),
@@ -91,12 +97,20 @@ enum OptionTable {
         OptionSpec(.onUpdateTimeout, ["on-update-timeout"], .one, value: "SECONDS"),
     ]
 
-    /// `stapler check [options] CERT ...`
+    /// `stapler check [options] CERT ...`: a monitoring plugin, so `-w`, `-c`, `-t`, `-v`,
+    /// `-h` and `-V` mean what the monitoring-plugins guidelines reserve them for; the config
+    /// file is `--config`, long only.
     static let check: [OptionSpec] = [
+        OptionSpec(.warning, ["warning"], short: "w", .one, value: "SECONDS"),
+        OptionSpec(.critical, ["critical"], short: "c", .one, value: "SECONDS"),
+        OptionSpec(.timeout, ["timeout"], short: "t", .one, value: "SECONDS"),
         OptionSpec(.fetch, ["fetch"], .flag),
         OptionSpec(.minimumValidity, ["minimum-validity"], .one, value: "SECONDS"),
         OptionSpec(.nonce, ["nonce"], .flag),
-        OptionSpec(.config, ["config"], short: "c", .one, value: "FILE"),
-        OptionSpec(.help, ["help"], short: "h", .flag),
+        OptionSpec(.stapleDirectory, ["staple-dir"], .one, value: "DIR"),
+        OptionSpec(.verbose, [], short: "v", .flag, configurable: false),
+        OptionSpec(.config, ["config"], .one, value: "FILE"),
+        OptionSpec(.version, ["version"], short: "V", .flag, configurable: false),
+        OptionSpec(.help, ["help"], short: "h", .flag, configurable: false),
     ]
 }

@@ -79,9 +79,15 @@ public struct Options: Equatable, Sendable {
     /// Detach from the terminal. Always false with `oneOff`.
     public var daemonize = false
     public var pidFile: FilePath?
+    /// Where staples go instead of beside each certificate (read-only certificate
+    /// directories); nil: `<certificate file>.ocsp`.
+    public var stapleDirectory: FilePath?
     /// Add a nonce to OCSP requests (many responders ignore it and serve cached answers).
     public var nonce = false
     public var metricsAddress: MetricsAddress?
+    /// Serve the per-certificate metric families (one series per certificate each); off
+    /// leaves only the aggregates, whose size does not grow with the certificates.
+    public var metricsPerCertificate = true
     /// The haproxy.cfg files that contributed certificate paths and sockets.
     public var haproxyConfigFiles: [FilePath] = []
     /// How long an idle connection to a HAProxy stats socket stays open.
@@ -111,14 +117,26 @@ public struct Options: Equatable, Sendable {
     }
 }
 
-/// `stapler check [--fetch] [--minimum-validity S] [--nonce] CERT...`
+/// `stapler check [-w S] [-c S] [-t S] [-v] [--fetch] [--nonce] [--config FILE] CERT...`
 public struct CheckOptions: Equatable, Sendable {
     /// Absolute, normalised; never empty.
     public var certificates: [FilePath] = []
     /// Ask the responder for a fresh staple instead of only inspecting the staple file.
     public var fetch = false
+    /// The daemon's margin, for the "refresh due" detail; also `warning`'s default.
     public var minimumValidity: Duration = .seconds(7200)
+    /// WARNING when a staple has less validity left than this.
+    public var warning: Duration = .seconds(7200)
+    /// CRITICAL when a staple has less validity left than this (0: only a missing, invalid,
+    /// expired or revoked staple is critical).
+    public var critical: Duration = .zero
+    /// The longest all `--fetch` exchanges together may take.
+    public var timeout: Duration = .seconds(10)
+    /// `-v`: every detail of every certificate instead of one line each.
+    public var verbose = false
     public var nonce = false
+    /// Where the daemon writes staples (`--staple-dir`); nil: beside each certificate.
+    public var stapleDirectory: FilePath?
     public var configFile: FilePath?
     public var warnings: [String] = []
 

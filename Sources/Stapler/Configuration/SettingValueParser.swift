@@ -11,6 +11,8 @@ struct ValueProblem: Error, Equatable {
 /// the config file so both accept exactly the same spellings.
 enum SettingValueParser {
     static let secondsInAYear = 31_536_000
+    /// `stapler check --timeout`: a monitoring system kills a check long before an hour.
+    static let longestCheckTimeout = 3600
 
     /// A whole, non-negative number like Python's int(): surrounding blanks and a leading '+'
     /// are fine, fractions and units are not.

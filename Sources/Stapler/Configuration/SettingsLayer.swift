@@ -45,13 +45,18 @@ struct SettingsLayer: Equatable {
     var syslog: Bool?
     var daemon: Bool?
     var pidFile: Switchable<FilePath>?
+    var stapleDirectory: Switchable<FilePath>?
     var configFile: FilePath?
     var nonce: Bool?
     var metrics: Switchable<MetricsAddress>?
+    var metricsPerCertificate: Bool?
     var haproxySockets: Switchable<[FilePath]>?
     var haproxyConfigs: [FilePath]?
     var haproxySocketKeepalive: Duration?
     var fetch: Bool?
+    var warning: Duration?
+    var critical: Duration?
+    var timeout: Duration?
     /// `--on-update`, split into argv; an empty value switches a config file's command off.
     var onUpdate: Switchable<[[UInt8]]>?
     var onUpdateInterval: Duration?
@@ -112,6 +117,8 @@ struct SettingsLayer: Equatable {
             if try flag(raw) { daemon = false }
         case .pidFile:
             pidFile = try switchablePath(raw)
+        case .stapleDirectory:
+            stapleDirectory = try switchablePath(raw)
         case .config:
             configFile = try SettingValueParser.path(try single(raw))
         case .version, .help:
@@ -121,6 +128,11 @@ struct SettingsLayer: Equatable {
         case .metrics:
             let bytes = try single(raw)
             metrics = bytes.isEmpty ? .disabled : .enabled(try SettingValueParser.metricsAddress(bytes))
+        case .metricsPerCertificate:
+            switch raw {
+            case .flag(let on): metricsPerCertificate = on
+            default: metricsPerCertificate = try SettingValueParser.boolean(try single(raw))
+            }
         case .haproxySockets:
             let sockets = try paths(raw)
             haproxySockets = .enabled((haproxySockets?.value ?? []) + sockets)
@@ -132,6 +144,12 @@ struct SettingsLayer: Equatable {
             haproxySocketKeepalive = try SettingValueParser.seconds(try single(raw), range: 1...86_400)
         case .fetch:
             fetch = try flag(raw)
+        case .warning:
+            warning = try SettingValueParser.seconds(try single(raw), range: 0...SettingValueParser.secondsInAYear)
+        case .critical:
+            critical = try SettingValueParser.seconds(try single(raw), range: 0...SettingValueParser.secondsInAYear)
+        case .timeout:
+            timeout = try SettingValueParser.seconds(try single(raw), range: 1...SettingValueParser.longestCheckTimeout)
         case .onUpdate:
             let bytes = try single(raw)
             do {

@@ -6,7 +6,7 @@ enum Usage {
 
     static let run = """
         usage: stapler [options] [CERT_PATH ...]
-               stapler check [--fetch] [--minimum-validity SECONDS] [--nonce] CERT ...
+               stapler check [-w SECONDS] [-c SECONDS] [--fetch] [-v] CERT ...
 
         Keeps an OCSP staple beside each certificate (<certificate>.ocsp) fresh and
         hands new staples to running HAProxy instances over their stats sockets.
@@ -29,6 +29,10 @@ enum Usage {
                                         expires sooner than this (default: 7200)
               --no-recycle              fetch new staples at startup even when
                                         the staple files on disk are still good
+              --staple-dir DIR          write staples under DIR (the certificate's
+                                        absolute path + .ocsp) instead of beside
+                                        each certificate: read-only certificate
+                                        directories
               --nonce                   put a nonce in OCSP requests (default:
                                         off; many responders ignore it)
           -t, --renewal-threads N       at most N OCSP requests at a time
@@ -65,6 +69,10 @@ enum Usage {
                                         [IPV6]:PORT or PORT (127.0.0.1 if no HOST),
                                         or on a unix socket PATH (any value with
                                         a "/"; mode 0660)
+              --metrics-per-certificate[=BOOL]
+                                        also one series per certificate in seven
+                                        families (default: true; false leaves
+                                        the aggregates only)
 
         After a refresh:
               --on-update COMMAND       run COMMAND (no shell: write sh -c '...' for
@@ -97,18 +105,35 @@ enum Usage {
         """
 
     static let check = """
-        usage: stapler check [--fetch] [--minimum-validity SECONDS] [--nonce]
-                             [-c FILE] CERT ...
+        usage: stapler check [-w SECONDS] [-c SECONDS] [--fetch] [-t SECONDS] [-v]
+                             [--config FILE] CERT ...
 
-        Reports on each certificate file: its OCSP responder, and whether its
-        staple file is present, verifies and stays valid long enough.
+        Reports on each certificate file as a monitoring plugin (Nagios, Icinga,
+        Zabbix, Sensu): line 1 is "STAPLER <worst status> - <summary> | <perfdata>"
+        with the seconds of staple validity left per certificate; one line per
+        certificate follows. Exit status 0 OK, 1 WARNING, 2 CRITICAL (staple
+        missing, invalid, expired or revoked, certificate unreadable), 3 UNKNOWN
+        (bad arguments, unreadable config file).
 
-          --fetch                       also ask the responder for a fresh staple
+          -w, --warning SECONDS         WARNING when a staple has less validity
+                                        left (default: --minimum-validity)
+          -c, --critical SECONDS        CRITICAL when a staple has less validity
+                                        left (default: 0)
+              --fetch                   also ask the responder for a fresh staple
                                         and verify it (nothing is written)
-          --minimum-validity SECONDS    the margin a staple needs (default: 7200,
-                                        or the config file's minimum-validity)
-          --nonce                       put a nonce in the OCSP request
-          -c, --config FILE             config file to take defaults from
+          -t, --timeout SECONDS         time for all --fetch requests together
+                                        (default: 10)
+              --minimum-validity SECONDS
+                                        the daemon's margin, for "refresh due"
+                                        (default: 7200, or the config file's)
+              --nonce                   put a nonce in the OCSP request
+              --staple-dir DIR          look for staples below DIR, as the daemon
+                                        writes them with --staple-dir (default:
+                                        the config file's, else beside each
+                                        certificate)
+          -v                            every detail of every certificate
+              --config FILE             config file to take defaults from
+          -V, --version                 print the version and exit
           -h, --help                    print this help and exit
 
         """

@@ -61,7 +61,7 @@ extension Daemon {
         } catch {
             return deactivate(certificate, error)
         }
-        certificate.isBroken = false
+        certificate.inactiveKind = nil
         if certificate.inactiveReason != nil {
             logger.info("\(certificate.path): usable again: \(record.subject)")
             certificate.inactiveReason = nil
@@ -91,12 +91,10 @@ extension Daemon {
             }
         }
         certificate.inactiveReason = text
-        // A file that should be a certificate but cannot be used fails a --one-off pass;
-        // keys, CA files, certificates without OCSP and expired ones are no failure of ours.
-        switch error.reason {
-        case .malformed, .unreadable, .issuerNotFound: certificate.isBroken = true
-        case .noCertificate, .noEndEntity, .noOCSPURL, .expired: certificate.isBroken = false
-        }
+        // A file that should be a certificate but cannot be used fails a --one-off pass
+        // (`isBroken`); keys, CA files, certificates without OCSP and expired ones are no
+        // failure of ours.
+        certificate.inactiveKind = InactiveKind(error.reason)
         certificate.record = nil
         refresher.forget(certificate)
     }

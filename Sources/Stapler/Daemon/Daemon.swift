@@ -53,6 +53,11 @@ final class Daemon {
         }
         haproxy = HAProxyFanOut(loop: loop, logger: logger, statistics: statistics)
         updateHook = UpdateHook(loop: loop, logger: logger, settings: Self.updateHookSettings(options))
+        if options.stapleDirectory != nil {
+            // HAProxy loads staples only from beside the certificates: with --staple-dir, every
+            // HAProxy process that answers is given every staple through its socket.
+            haproxy.onNewProcess = { [unowned self] in self.pushAllStaples(to: $0) }
+        }
         metrics = MetricsServer(loop: loop, logger: logger) { [unowned self] in self.renderMetrics() }
         refresher.onIdle = { [unowned self] in self.finishOneOffIfDone() }
         haproxy.onPushEnded = { [unowned self] in self.finishOneOffIfDone() }
@@ -64,7 +69,12 @@ final class Daemon {
     static func refreshSettings(_ options: Options) -> StapleRefresher.Settings {
         StapleRefresher.Settings(fetchSlots: options.renewalThreads, includeNonce: options.nonce,
                                  minimumValidity: options.minimumValidity.components.seconds,
-                                 recycleStaples: options.recycleStaples, onePass: options.oneOff)
+                                 recycleStaples: options.recycleStaples, onePass: options.oneOff,
+                                 stapleLocation: stapleLocation(options))
+    }
+
+    static func stapleLocation(_ options: Options) -> StapleLocation {
+        options.stapleDirectory.map { .under($0) } ?? .besideCertificate
     }
 
     static func updateHookSettings(_ options: Options) -> UpdateHook.Settings {
@@ -78,7 +88,7 @@ final class Daemon {
                                                           ignorePatterns: options.ignorePatterns,
                                                           recursive: options.recursive),
                                     rescanInterval: options.oneOff ? nil : options.refreshInterval,
-                                    watchesEvents: !options.oneOff)
+                                    watchesEvents: !options.oneOff, stapleLocation: stapleLocation(options))
     }
 
     // MARK: Lifecycle
@@ -184,18 +194,37 @@ final class Daemon {
     /// to the `--on-update` command's next run.
     private func refreshed(_ certificate: TrackedCertificate, _ outcome: StapleRefresher.Outcome) {
         switch outcome {
-        case .stapled(let der, let written):
-            guard written else { break }
-            updateHook.stapleChanged(StapleFile.path(forCertificate: certificate.path))
-            guard certificate.location < options.certificateLocations.count else { break }
-            haproxy.push(der, for: certificate.path, to: options.certificateLocations[certificate.location].haproxySockets)
+        case .stapled(let der, written: true):
+            updateHook.stapleChanged(StapleFile.path(forCertificate: certificate.path, in: Self.stapleLocation(options)))
+            haproxy.push(der, for: certificate.path, to: sockets(serving: certificate))
+        case .unwritten(let der):
+            haproxy.push(der, for: certificate.path, to: sockets(serving: certificate))
+        case .stapled(_, written: false):
+            break
         case .failed:
             break
         case .certificateExpired(let reason):
             certificate.inactiveReason = reason
+            certificate.inactiveKind = .expired
             certificate.record = nil
         }
         finishOneOffIfDone()
+    }
+
+    /// Every staple being served, read back from `--staple-dir`, to one HAProxy socket.
+    private func pushAllStaples(to socket: FilePath) {
+        guard let directory = options.stapleDirectory else { return }
+        for certificate in certificates.values where certificate.refresh.staple != nil
+            && sockets(serving: certificate).contains(socket) {
+            guard let der = try? StapleFile.read(forCertificate: certificate.path, in: .under(directory)) else { continue }
+            haproxy.push(der, for: certificate.path, to: [socket])
+        }
+    }
+
+    /// The stats sockets of the HAProxy instances that serve this certificate.
+    func sockets(serving certificate: TrackedCertificate) -> [FilePath] {
+        guard certificate.location < options.certificateLocations.count else { return [] }
+        return options.certificateLocations[certificate.location].haproxySockets
     }
 
     // MARK: One-off mode
@@ -238,6 +267,7 @@ final class Daemon {
                                       pushesPending: haproxy.pendingPushes, startTime: ProcessStartTime.seconds,
                                       version: Usage.programVersion)
         return Metrics.render(certificates: certificates.values.map(Metrics.Certificate.init),
-                              statistics: statistics, process: process)
+                              statistics: statistics, process: process,
+                              perCertificate: options.metricsPerCertificate, now: UTCTime.now())
     }
 }

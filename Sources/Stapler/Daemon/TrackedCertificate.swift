@@ -16,9 +16,11 @@ final class TrackedCertificate {
     var record: CertificateRecord?
     /// Why there is nothing to staple (no OCSP URL, expired, unreadable...), as last logged.
     var inactiveReason: String?
+    /// The same, as a kind: set and cleared with `inactiveReason`.
+    var inactiveKind: InactiveKind?
     /// The file should hold a usable certificate but does not (unreadable, malformed, issuer
     /// missing), as opposed to a key file or a certificate without an OCSP URL.
-    var isBroken = false
+    var isBroken: Bool { inactiveKind == .unusable }
     /// The staple being served and where its refresh stands (`StapleRefresher`'s to change).
     var refresh = RefreshState()
 
@@ -26,6 +28,27 @@ final class TrackedCertificate {
         self.path = path
         self.location = location
         self.fileStatus = fileStatus
+    }
+}
+
+/// Kinds of "nothing to staple", for counting: only `unusable` is a failure of ours.
+enum InactiveKind: Equatable {
+    /// No end-entity certificate in the file (a key file, a CA certificate).
+    case notALeaf
+    /// The certificate names no OCSP responder: normal since 2025, never queried.
+    case noOCSPURL
+    /// The certificate itself has expired (RFC 5019 §3.2: no queries for it).
+    case expired
+    /// Unreadable, malformed, or its issuer cannot be found.
+    case unusable
+
+    init(_ reason: CertificateBundleError.Reason) {
+        switch reason {
+        case .noCertificate, .noEndEntity: self = .notALeaf
+        case .noOCSPURL: self = .noOCSPURL
+        case .expired: self = .expired
+        case .malformed, .unreadable, .issuerNotFound: self = .unusable
+        }
     }
 }
 

@@ -15,6 +15,8 @@ enum HAProxyCommand: Equatable {
     /// for a certificate that had no `.ocsp` file when HAProxy started; needs a commit.
     case setCertificateOCSP(certificate: FilePath, base64: String)
     case commitCertificate(FilePath)
+    /// The process's facts, of which `Pid` and `Start_time_sec` tell one process from another.
+    case showInfo
 
     /// The command name without arguments, for error messages.
     var verb: String {
@@ -25,6 +27,7 @@ enum HAProxyCommand: Equatable {
         case .showCertificates: return "show ssl cert"
         case .setCertificateOCSP: return "set ssl cert"
         case .commitCertificate: return "commit ssl cert"
+        case .showInfo: return "show info"
         }
     }
 
@@ -34,6 +37,7 @@ enum HAProxyCommand: Equatable {
         case .setCLITimeout(let seconds): return Array("set timeout cli \(max(seconds, 1))\n".utf8)
         case .setOCSPResponse(let base64): return Array("set ssl ocsp-response \(base64)\n".utf8)
         case .showCertificates: return Array("show ssl cert\n".utf8)
+        case .showInfo: return Array("show info\n".utf8)
         case .setCertificateOCSP(let certificate, let base64):
             // The payload form (`<<`, ended by an empty line) is the only way to give
             // `set ssl cert` its data.

@@ -12,6 +12,9 @@ final class HAProxyFanOut {
     private(set) var pendingPushes = 0
     /// Called each time a push ends (`--one-off` waits for the last).
     var onPushEnded: (() -> Void)?
+    /// Called when a socket is answered by another HAProxy process than before (the first,
+    /// or a restarted or reloaded one). Set before `configure` to have it watched.
+    var onNewProcess: ((FilePath) -> Void)?
 
     init(loop: EventLoop, logger: Logger, statistics: Statistics) {
         self.loop = loop
@@ -32,16 +35,25 @@ final class HAProxyFanOut {
         }
         var configuration = HAProxySocketClient.Configuration()
         configuration.keepalive = keepalive
+        configuration.watchesProcess = onNewProcess != nil
         for socket in sockets where clients[socket] == nil {
-            clients[socket] = HAProxySocketClient(loop: loop, socket: socket, configuration: configuration) {
-                [logger] event in
-                switch event {
-                case .connected(let socket):
-                    logger.info("HAProxy \(socket): connected")
-                case .failed(let error, let retryIn):
-                    logger.error("\(error); retrying in \(retryIn.components.seconds) s")
-                }
+            let client = HAProxySocketClient(loop: loop, socket: socket, configuration: configuration) {
+                [weak self] event in self?.handle(event)
             }
+            clients[socket] = client
+            client.startWatching()
+        }
+    }
+
+    private func handle(_ event: HAProxyClientEvent) {
+        switch event {
+        case .connected(let socket):
+            logger.info("HAProxy \(socket): connected")
+        case .failed(let error, let retryIn):
+            logger.error("\(error); retrying in \(retryIn.components.seconds) s")
+        case .newProcess(let socket, let process):
+            logger.info("HAProxy \(socket): process \(process.pid) answers; giving it every current staple")
+            onNewProcess?(socket)
         }
     }
 

@@ -67,4 +67,8 @@ enum HAProxyClientEvent: Equatable {
     /// A new failure (a repeat of the same one is not reported again); queued staples are
     /// retried after `retryIn`.
     case failed(HAProxyClientError, retryIn: Duration)
+    /// Another HAProxy process answers than the one last seen (the first one, or a new one
+    /// after a restart or reload): it holds only the staples it loaded from files. Only with
+    /// `Configuration.watchesProcess`.
+    case newProcess(socket: FilePath, HAProxyProcessIdentity)
 }

@@ -34,6 +34,11 @@ final class HAProxySocketClient {
         /// The shortest time between two `show ssl cert`, so certificates this HAProxy does
         /// not serve cannot cost a listing each.
         var listingInterval: Duration = .seconds(10)
+        /// Stay connected (reconnecting after each keepalive period and after HAProxy closes
+        /// the connection), ask `show info` at each connection and report a new HAProxy
+        /// process (`HAProxyClientEvent.newProcess`): with `--staple-dir`, a restarted or
+        /// reloaded HAProxy finds no staple files and must be given every staple again.
+        var watchesProcess = false
 
         init() {}
     }
@@ -122,6 +127,8 @@ final class HAProxySocketClient {
     private var names = HAProxyCertificateNames()
     private var consecutiveFailures = 0
     private var health = Health.unknown
+    /// The HAProxy process that answered last (`Configuration.watchesProcess`).
+    private var lastProcess: HAProxyProcessIdentity?
 
     /// Connections opened so far (for tests and metrics).
     private(set) var connectionAttempts = 0
@@ -178,6 +185,13 @@ final class HAProxySocketClient {
         pump()
     }
 
+    /// Connects now when watching the process (`Configuration.watchesProcess`), without
+    /// waiting for a first push.
+    func startWatching() {
+        guard configuration.watchesProcess else { return }
+        pump()
+    }
+
     /// A new keepalive (SIGHUP) applies from the next idle period. An open connection keeps
     /// the CLI timeout it was given; if HAProxy closes it first, that only costs a reconnect.
     func setKeepalive(_ keepalive: Duration) {
@@ -200,7 +214,9 @@ final class HAProxySocketClient {
     private func pump() {
         switch state {
         case .closed:
-            if !queue.isEmpty { connect() }
+            // Watching the process means being connected: a closed connection is the first
+            // sign of a restart, and the next process must be asked who it is.
+            if !queue.isEmpty || configuration.watchesProcess { connect() }
         case .ready(let connection):
             if let entry = queue.popFirst() {
                 start(entry, on: connection)
@@ -306,6 +322,9 @@ final class HAProxySocketClient {
             self.close()
             // Idle means no burst is going on: the listing is cheap to fetch again if needed.
             self.names.forget()
+            // Watching the process: a fresh connection asks `show info` again, which is how
+            // a reload (the new process took over the socket) shows.
+            if self.configuration.watchesProcess { self.pump() }
         }
         state = .idle(connection, keepalive: keepalive)
     }
@@ -357,9 +376,20 @@ final class HAProxySocketClient {
             let seconds = (configuration.keepalive + configuration.answerTimeout).components.seconds + 1
             return setUp(.setCLITimeout(seconds: Int(seconds)), on: connection)
         }
-        // The answer to `set timeout cli`, the last command of the set-up. Whatever it says,
-        // the connection works; an HAProxy that refuses the timeout closes idle connections
-        // sooner, which only costs a reconnect.
+        if case .setCLITimeout = command, configuration.watchesProcess {
+            // Whatever the timeout's answer, the connection works (see below).
+            return setUp(.showInfo, on: connection)
+        }
+        if case .showInfo = command {
+            guard let process = HAProxyProcessIdentity(showInfo: text) else { return unexpected(answer, text, to: command) }
+            if process != lastProcess {
+                lastProcess = process
+                onEvent(.newProcess(socket: socket, process))
+            }
+        }
+        // The answer to `set timeout cli` (or `show info`), the last command of the set-up.
+        // Whatever the timeout's answer says, the connection works; an HAProxy that refuses
+        // the timeout closes idle connections sooner, which only costs a reconnect.
         state = .ready(connection)
         // A refused command is cured by a command going through, not by connecting.
         if !lastFailureWasARefusal { markHealthy() }
@@ -407,7 +437,7 @@ final class HAProxySocketClient {
             if answer == .committed { return finish(push, .installed, on: connection) }
             unexpected(answer, text, to: push.awaiting)
 
-        case .prompt, .setCLITimeout:
+        case .prompt, .setCLITimeout, .showInfo:
             // Set-up commands, never sent for a push.
             unexpected(answer, text, to: push.awaiting)
         }

@@ -1,7 +1,42 @@
 import Glibc
 import Reactor
 
-/// The staple HAProxy loads at start-up: `<certificate file>.ocsp`, raw DER.
+/// Where a certificate's staple file lives.
+enum StapleLocation: Equatable, Sendable {
+    /// `<certificate file>.ocsp`, where HAProxy loads it at start-up.
+    case besideCertificate
+    /// `DIR/<certificate's absolute path>.ocsp` (`--staple-dir`): the certificate's whole path
+    /// mirrored below DIR, so two `site.pem` in different directories never share a staple,
+    /// and the certificate directories may be read-only.
+    case under(FilePath)
+
+    func path(forCertificate certificate: FilePath) -> FilePath {
+        directory(forCertificatesIn: certificate.directory).appending(certificate.lastComponent).addingSuffix(".ocsp")
+    }
+
+    /// The directory that holds the staples of the certificates in `directory`.
+    func directory(forCertificatesIn directory: FilePath) -> FilePath {
+        switch self {
+        case .besideCertificate: return directory
+        case .under(let root): return root.appending(directory)
+        }
+    }
+
+    /// The directories a staple path needs, outermost first: `--staple-dir` itself (made on
+    /// first use, its parent must exist) and those below it.
+    func directoriesToCreate(for staple: FilePath) -> [FilePath] {
+        guard case .under(let root) = self else { return [] }
+        var directories: [FilePath] = []
+        var directory = staple.directory
+        while directory.bytes.count > root.bytes.count, directory.bytes.starts(with: root.bytes) {
+            directories.append(directory)
+            directory = directory.directory
+        }
+        return [root] + directories.reversed()
+    }
+}
+
+/// A staple file, raw DER: read at start-up (recycling), replaced atomically after a fetch.
 enum StapleFile {
     /// Same cap as a response from the network: a staple is one.
     static let maximumSize = OCSPResponseVerifier.maximumResponseSize
@@ -16,14 +51,15 @@ enum StapleFile {
         case unchanged
     }
 
-    static func path(forCertificate certificate: FilePath) -> FilePath {
-        certificate.addingSuffix(".ocsp")
+    static func path(forCertificate certificate: FilePath, in location: StapleLocation = .besideCertificate) -> FilePath {
+        location.path(forCertificate: certificate)
     }
 
     /// The current staple of `certificate`, nil when there is none. Not verified: pass it to
     /// `OCSPResponseVerifier` before trusting it.
-    static func read(forCertificate certificate: FilePath) throws(StapleFileError) -> [UInt8]? {
-        let path = path(forCertificate: certificate)
+    static func read(forCertificate certificate: FilePath,
+                     in location: StapleLocation = .besideCertificate) throws(StapleFileError) -> [UInt8]? {
+        let path = path(forCertificate: certificate, in: location)
         do {
             return try FileSystem.readFile(path, limit: maximumSize)
         } catch {
@@ -35,13 +71,17 @@ enum StapleFile {
     /// Replaces the staple atomically (readers see the old bytes or the new, never a mix; a
     /// failure leaves the old file as it was), in `writer`'s next batch. Skips the write when
     /// the bytes are the same. A staple path that is a symlink is followed only to a target
-    /// inside the certificate's directory: the daemon may run as root, and a planted link
-    /// must not let it overwrite files elsewhere. Errors found before the commit (the link,
-    /// a full disk) are thrown; the commit's own go to `completion`.
-    static func write(_ der: [UInt8], forCertificate certificate: FilePath, using writer: BatchedFileWriter,
+    /// inside the staple's own directory: the daemon may run as root, and a planted link
+    /// must not let it overwrite files elsewhere. Below `--staple-dir`, missing directories
+    /// are created and existing ones must be real directories, not links. Errors found
+    /// before the commit (the link, a full disk) are thrown; the commit's own go to
+    /// `completion`.
+    static func write(_ der: [UInt8], forCertificate certificate: FilePath, in location: StapleLocation = .besideCertificate,
+                      using writer: BatchedFileWriter,
                       completion: @escaping (StapleFileError?) -> Void) throws(StapleFileError) -> WriteOutcome {
-        let path = path(forCertificate: certificate)
-        let target = try writeTarget(for: path)
+        let path = path(forCertificate: certificate, in: location)
+        try makeDirectories(location.directoriesToCreate(for: path), for: path)
+        let target = try writeTarget(for: path, belowStapleDirectory: location != .besideCertificate)
         if let existing = try? FileSystem.readFile(target, limit: maximumSize), existing == der {
             return .unchanged
         }
@@ -55,9 +95,26 @@ enum StapleFile {
         }
     }
 
+    private static func makeDirectories(_ directories: [FilePath], for path: FilePath) throws(StapleFileError) {
+        for (index, directory) in directories.enumerated() {
+            // `--staple-dir` itself may be a link the operator made; below it, nothing is.
+            if let status = try? FileSystem.status(directory, followSymlinks: index == 0) {
+                guard status.kind == .directory else {
+                    throw StapleFileError(path: path, reason: .notADirectory(directory))
+                }
+                continue
+            }
+            do {
+                try FileSystem.makeDirectory(directory, mode: 0o755)
+            } catch {
+                throw StapleFileError(path: path, reason: .file(error))
+            }
+        }
+    }
+
     /// The path to replace: the staple path itself, or the file its symlink designates when
     /// that lies inside the staple's directory (or below it).
-    private static func writeTarget(for path: FilePath) throws(StapleFileError) -> FilePath {
+    private static func writeTarget(for path: FilePath, belowStapleDirectory: Bool) throws(StapleFileError) -> FilePath {
         let status: FileStatus
         do {
             status = try FileSystem.status(path, followSymlinks: false)
@@ -75,7 +132,8 @@ enum StapleFile {
         }
         let target = try resolvedTarget(of: path)
         guard isInside(target, directory: directory) else {
-            throw StapleFileError(path: path, reason: .symlinkOutsideDirectory(target: target))
+            throw StapleFileError(path: path, reason: .symlinkOutsideDirectory(target: target,
+                                                                               belowStapleDirectory: belowStapleDirectory))
         }
         return target
     }
@@ -120,9 +178,12 @@ struct StapleFileError: Error, Equatable, Sendable, CustomStringConvertible {
     enum Reason: Equatable, Sendable {
         case file(FileError)
         /// The staple path is a symlink to somewhere the daemon will not write.
-        case symlinkOutsideDirectory(target: FilePath)
+        case symlinkOutsideDirectory(target: FilePath, belowStapleDirectory: Bool = false)
         /// The staple path links to a dangling link: one level is followed, never more.
         case symlinkChain(target: FilePath)
+        /// Below `--staple-dir`, a name the staple's path needs as a directory is something
+        /// else (a file, a symlink).
+        case notADirectory(FilePath)
     }
 
     let path: FilePath
@@ -132,10 +193,13 @@ struct StapleFileError: Error, Equatable, Sendable, CustomStringConvertible {
         switch reason {
         case .file(let error):
             return "staple \(path): \(error.operation) \(error.path == path ? "" : "\(error.path) ")failed: \(error.reasonDescription)"
-        case .symlinkOutsideDirectory(let target):
-            return "staple \(path) is a symlink to \(target), outside the certificate's directory: not replacing it"
+        case .symlinkOutsideDirectory(let target, let belowStapleDirectory):
+            let directory = belowStapleDirectory ? "its directory below --staple-dir" : "the certificate's directory"
+            return "staple \(path) is a symlink to \(target), outside \(directory): not replacing it"
         case .symlinkChain(let target):
             return "staple \(path) is a symlink to another dangling symlink \(target): not following it"
+        case .notADirectory(let directory):
+            return "staple \(path): \(directory) is not a directory (a symlink or a file): not writing below it"
         }
     }
 }

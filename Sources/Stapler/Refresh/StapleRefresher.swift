@@ -16,11 +16,16 @@ final class StapleRefresher {
         var recycleStaples = true
         /// `--one-off`: no timers, no next refresh.
         var onePass = false
+        /// Beside each certificate, or below `--staple-dir`.
+        var stapleLocation = StapleLocation.besideCertificate
     }
 
     enum Outcome {
         /// A verified staple is on disk; `written` is false when the file held these bytes.
         case stapled(der: [UInt8], written: Bool)
+        /// A verified staple that could not be written (read-only or full disk): it is still
+        /// worth serving, and the write is retried like a failed fetch.
+        case unwritten(der: [UInt8])
         /// Nothing new; the staple being served, if any, stays. A retry is planned.
         case failed
         /// The certificate expired: nothing to ask for any more (the reason, as logged).
@@ -58,7 +63,7 @@ final class StapleRefresher {
     }
 
     /// Applies from the next fetch (SIGHUP). The fetch slots stay as at start: curl's limits
-    /// are set once.
+    /// are set once; so does the staple location (the staples on disk are where they are).
     func update(_ settings: Settings) {
         self.settings.includeNonce = settings.includeNonce
         self.settings.minimumValidity = settings.minimumValidity
@@ -168,7 +173,7 @@ final class StapleRefresher {
     private func recycle(_ certificate: TrackedCertificate, record: CertificateRecord, now: Int64) -> Bool {
         let stapleBytes: [UInt8]?
         do {
-            stapleBytes = try StapleFile.read(forCertificate: certificate.path)
+            stapleBytes = try StapleFile.read(forCertificate: certificate.path, in: settings.stapleLocation)
         } catch {
             logger.warning("\(error)")
             return false
@@ -178,7 +183,8 @@ final class StapleRefresher {
         do {
             verified = try OCSPResponseVerifier.verify(stapleBytes, for: record, now: now)
         } catch {
-            logger.info("\(StapleFile.path(forCertificate: certificate.path)): not reusable: \(error)")
+            logger.info("\(StapleFile.path(forCertificate: certificate.path, in: settings.stapleLocation)): "
+                        + "not reusable: \(error)")
             return false
         }
         certificate.refresh.staple = StapleSummary(verified, fetchedAt: nil, cacheMaxAge: nil)
@@ -310,14 +316,14 @@ final class StapleRefresher {
         }
         statistics.noteResponder(thisUpdate: answer.verified.thisUpdate, now: now)
         do {
-            let outcome = try StapleFile.write(answer.verified.der, forCertificate: certificate.path, using: writer) {
-                [weak self, weak certificate] error in
+            let outcome = try StapleFile.write(answer.verified.der, forCertificate: certificate.path,
+                                               in: settings.stapleLocation, using: writer) { [weak self, weak certificate] error in
                 guard let self else { return }
                 self.pendingWrites -= 1
                 if let certificate {
                     certificate.refresh.pendingWrite = nil
                     if let error {
-                        if !self.isStopped { self.fail(certificate, reason: "\(error)", failure: "staple not written") }
+                        if !self.isStopped { self.writeFailed(certificate, error, der: answer.verified.der) }
                     } else {
                         self.stapled(certificate, answer, written: true, url: exchange.responderURL, fetchedAt: now)
                     }
@@ -332,9 +338,14 @@ final class StapleRefresher {
                 stapled(certificate, answer, written: false, url: exchange.responderURL, fetchedAt: now)
             }
         } catch {
-            // The previous staple is untouched; the retry fetches and writes again.
-            fail(certificate, reason: "\(error)", failure: "staple not written")
+            writeFailed(certificate, error, der: answer.verified.der)
         }
+    }
+
+    /// The previous staple file is untouched and the retry fetches and writes again; the
+    /// verified staple still goes to HAProxy, which never depends on the file.
+    private func writeFailed(_ certificate: TrackedCertificate, _ error: StapleFileError, der: [UInt8]) {
+        fail(certificate, reason: "\(error)", failure: "staple not written", outcome: .unwritten(der: der))
     }
 
     /// A verified staple is on disk (or was already): log it, plan the next, hand it on.
@@ -382,7 +393,8 @@ final class StapleRefresher {
     /// failure is retried while the certificate is valid, the permanent-looking ones too: a
     /// responder's broken signing setup gets fixed, and the backoff keeps the cost small.
     /// `failure` says which step failed: the fetch (and its checks) or writing the file.
-    private func fail(_ certificate: TrackedCertificate, reason: String, failure: String = "OCSP fetch failed") {
+    private func fail(_ certificate: TrackedCertificate, reason: String, failure: String = "OCSP fetch failed",
+                      outcome: Outcome = .failed) {
         statistics.fetchesFailed += 1
         certificate.refresh.failures += 1
         let now = UTCTime.now()
@@ -400,7 +412,7 @@ final class StapleRefresher {
         }
         certificate.refresh.lastError = reason
         schedule(certificate, at: now.saturatingAdd(delay), now: now)
-        onOutcome(certificate, .failed)
+        onOutcome(certificate, outcome)
     }
 
     // MARK: Timers

@@ -15,6 +15,9 @@ final class CertificateWatcher {
         var rescanInterval: Duration?
         /// inotify watches (not for `--one-off`: it reads once and ends).
         var watchesEvents = true
+        /// Where staples are written: below `--staple-dir`, a writer that died mid-write leaves
+        /// its temporary files there, not in the certificate directories.
+        var stapleLocation = StapleLocation.besideCertificate
     }
 
     enum Observation {
@@ -96,7 +99,7 @@ final class CertificateWatcher {
         onObservation(.scanned(result.files))
         let (newlyWatched, watchProblems) = updateWatches(result.directories)
         reportProblems(result.problems, watchProblems: watchProblems)
-        for stale in result.staleTemporaryFiles {
+        for stale in result.staleTemporaryFiles + staleTemporaryFilesBelowStapleDirectory(result.directories) {
             // Left by a writer that died mid-write; the staple beside it is intact.
             if (try? FileSystem.remove(stale)) != nil { logger.info("\(stale): removed, left by a stopped writer") }
         }
@@ -109,6 +112,21 @@ final class CertificateWatcher {
         }
         logger.debug("scanned: \(result.files.count) certificate file(s), \(watchedDirectories.count) "
                      + "watched director\(watchedDirectories.count == 1 ? "y" : "ies")")
+    }
+
+    /// Our temporary files left by a stopped writer in the staple directories that mirror the
+    /// scanned certificate directories (`--staple-dir` only).
+    private func staleTemporaryFilesBelowStapleDirectory(_ directories: [(path: FilePath, location: Int)]) -> [FilePath] {
+        guard case .under = settings.stapleLocation else { return [] }
+        var stale: [FilePath] = []
+        for (directory, _) in directories {
+            let mirrored = settings.stapleLocation.directory(forCertificatesIn: directory)
+            guard let entries = try? FileSystem.listDirectory(mirrored) else { continue }
+            for entry in entries where FileSystem.isStaleTemporaryFile(entry.name) {
+                stale.append(mirrored.appending(entry.name))
+            }
+        }
+        return stale
     }
 
     /// Logs each problem once, when it appears or changes, and says when it is gone. A
