@@ -11,7 +11,10 @@ enum StapleLocation: Equatable, Sendable {
     case under(FilePath)
 
     func path(forCertificate certificate: FilePath) -> FilePath {
-        directory(forCertificatesIn: certificate.directory).appending(certificate.lastComponent).addingSuffix(".ocsp")
+        switch self {
+        case .besideCertificate: return certificate.addingSuffix(".ocsp")
+        case .under(let root): return root.appending(certificate).addingSuffix(".ocsp")
+        }
     }
 
     /// The directory that holds the staples of the certificates in `directory`.
