@@ -6,6 +6,8 @@ and /proc/PID/stat for the daemon. Several runs per size; the table shows median
 
 The responder is responder.py (answers signed once at start, keep-alive) unless
 RESPONDER=openssl asks for `openssl ocsp` (signs each answer, one connection per answer).
+RESPONDER=delegated and RESPONDER=openssl-delegated sign through a delegated responder
+certificate embedded in every answer (RFC 6960 §4.2.2.2), as many CAs do.
 """
 import argparse
 import http.client
@@ -182,11 +184,13 @@ def wait_answering(port, request, seconds):
 
 class PresignedResponder:
     name = "responder.py (pre-signed, keep-alive, no embedded certificate)"
+    extra_arguments = []
 
     def __init__(self, root, port):
         self.log = open(f"{root}/responder-{port}.log", "w")
         # Its own process group, so stop() reaches anything it leaves behind.
-        self.proc = subprocess.Popen([sys.executable, RESPONDER_PY, "--pki", root, "--port", str(port)],
+        self.proc = subprocess.Popen([sys.executable, RESPONDER_PY, "--pki", root, "--port", str(port)]
+                                     + self.extra_arguments,
                                      stdout=subprocess.PIPE, stderr=self.log, start_new_session=True)
         self.pid = self.proc.pid
         self.served = None
@@ -230,17 +234,40 @@ class PresignedResponder:
             self.served = int(said.split()[1])
 
 
+class DelegatedPresignedResponder(PresignedResponder):
+    name = "responder.py --delegated (pre-signed by a delegated responder certificate embedded in each answer)"
+    extra_arguments = ["--delegated"]
+
+
+def delegated_signer(root):
+    """A delegated OCSP responder certificate of the benchmark CA (id-kp-OCSPSigning), made
+    once per PKI."""
+    certificate, key = f"{root}/delegated.pem", f"{root}/delegated.key"
+    if not os.path.exists(certificate):
+        subprocess.run(["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                        "-nodes", "-keyout", key, "-out", f"{root}/delegated.csr", "-subj", "/CN=Benchmark OCSP Responder"],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        with open(f"{root}/delegated.ext", "w") as f:
+            f.write("basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=OCSPSigning\n")
+        subprocess.run(["openssl", "x509", "-req", "-in", f"{root}/delegated.csr", "-CA", f"{root}/ca.pem",
+                        "-CAkey", f"{root}/ca.key", "-CAcreateserial", "-days", "30", "-extfile", f"{root}/delegated.ext",
+                        "-out", certificate], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return certificate, key
+
+
 class OpenSSLResponder:
     name = "openssl ocsp (signs each answer, embeds the CA certificate, closes each connection)"
+    delegated = False
 
     def __init__(self, root, port):
         self.log = open(f"{root}/responder-{port}.log", "w")
         self.served = None
+        signer, key = delegated_signer(root) if self.delegated else (f"{root}/ca.pem", f"{root}/ca.key")
         # One process: `-multi` on OpenSSL 3.0.x sometimes never listens. Its own process
         # group, so nothing it leaves behind survives the run.
         self.proc = subprocess.Popen(
-            ["openssl", "ocsp", "-index", f"{root}/index.txt", "-port", str(port), "-rsigner", f"{root}/ca.pem",
-             "-rkey", f"{root}/ca.key", "-CA", f"{root}/ca.pem", "-ndays", "1"],
+            ["openssl", "ocsp", "-index", f"{root}/index.txt", "-port", str(port), "-rsigner", signer,
+             "-rkey", key, "-CA", f"{root}/ca.pem", "-ndays", "1"],
             stdout=self.log, stderr=self.log, start_new_session=True)
         self.pid = self.proc.pid
         # Ready when it answers a real request: a bare probe connection that sends nothing
@@ -259,7 +286,13 @@ class OpenSSLResponder:
         self.proc.wait()
 
 
-RESPONDERS = {"python": PresignedResponder, "openssl": OpenSSLResponder}
+class DelegatedOpenSSLResponder(OpenSSLResponder):
+    name = "openssl ocsp -rsigner <delegated responder> (signs each answer, embeds the delegate)"
+    delegated = True
+
+
+RESPONDERS = {"python": PresignedResponder, "openssl": OpenSSLResponder,
+              "delegated": DelegatedPresignedResponder, "openssl-delegated": DelegatedOpenSSLResponder}
 
 
 def responder_rate(responder, root, port, seconds=3.0, threads=4, certificates=8):
