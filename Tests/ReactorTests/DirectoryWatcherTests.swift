@@ -85,25 +85,4 @@ final class DirectoryWatcherTests: XCTestCase {
         ], until: { events in events.contains { $0.mask.contains(.create) } })
         XCTAssertTrue(events.contains { $0.mask.contains([.create, .isDirectory]) && $0.name == "sub" })
     }
-
-    func testDecodesPackedRecordsWithPaddedNames() {
-        var bytes: [UInt8] = []
-        func append(wd: Int32, mask: UInt32, cookie: UInt32, name: String, padded: Int) {
-            withUnsafeBytes(of: wd) { bytes += $0 }
-            withUnsafeBytes(of: mask) { bytes += $0 }
-            withUnsafeBytes(of: cookie) { bytes += $0 }
-            withUnsafeBytes(of: UInt32(padded)) { bytes += $0 }
-            bytes += Array(name.utf8) + Array(repeating: 0, count: padded - name.utf8.count)
-        }
-        append(wd: 3, mask: UInt32(IN_CLOSE_WRITE), cookie: 0, name: "cert.pem", padded: 16)
-        append(wd: -1, mask: UInt32(IN_Q_OVERFLOW), cookie: 0, name: "", padded: 0)
-        append(wd: 4, mask: UInt32(IN_MOVED_TO), cookie: 9, name: "x", padded: 16)
-        bytes += [1, 2, 3] // a truncated record is ignored, not read past
-        let events = bytes.withUnsafeBytes { DirectoryWatcher.decode($0) }
-        XCTAssertEqual(events.count, 3)
-        XCTAssertEqual(events[0].name, "cert.pem")
-        XCTAssertEqual(events[1].watch, .none)
-        XCTAssertTrue(events[1].mask.contains(.queueOverflow))
-        XCTAssertEqual(events[2].cookie, 9)
-    }
 }

@@ -58,6 +58,32 @@ final class ServiceNotifierTests: XCTestCase {
         }
     }
 
+    func testAddressIsThePathWithItsNulOrTheAbstractNameWithoutOne() throws {
+        func bytes(_ address: UnixSocketAddress) -> [UInt8] {
+            address.withSockaddr { pointer, length in
+                let pathOffset = MemoryLayout<sockaddr_un>.offset(of: \.sun_path)!
+                return Array(UnsafeRawBufferPointer(start: pointer, count: Int(length))[pathOffset...])
+            }
+        }
+        XCTAssertEqual(bytes(try ServiceNotifier.address(of: "/run/systemd/notify")),
+                       Array("/run/systemd/notify".utf8) + [0])
+        XCTAssertEqual(bytes(try ServiceNotifier.address(of: "@n")), [0, UInt8(ascii: "n")])
+    }
+
+    func testTheLongestNamesThatFitAreTakenAndOneByteMoreIsRefused() throws {
+        let longest = UnixSocketAddress.maxPathLength
+        XCTAssertNoThrow(try ServiceNotifier.address(of: "/" + String(repeating: "p", count: longest - 1)))
+        XCTAssertNoThrow(try ServiceNotifier.address(of: "@" + String(repeating: "a", count: longest)))
+        for tooLong in ["/" + String(repeating: "p", count: longest), "@" + String(repeating: "a", count: longest + 1)] {
+            XCTAssertThrowsError(try ServiceNotifier.address(of: tooLong)) { error in
+                XCTAssertEqual((error as? SystemError)?.errno, ENAMETOOLONG)
+            }
+        }
+        XCTAssertThrowsError(try ServiceNotifier.address(of: "relative/notify")) { error in
+            XCTAssertEqual((error as? SystemError)?.errno, EAFNOSUPPORT)
+        }
+    }
+
     // MARK: The daemon
 
     func testDaemonSaysReadyAfterItsFirstScanReloadingOnSIGHUPAndStoppingOnSIGTERM() throws {

@@ -14,14 +14,9 @@ enum FuzzBodies {
     }
 
     /// The predecessor's config file format, through to settings; the same bytes as the
-    /// `$JOURNAL_STREAM` value systemd hands over; and its lines as command-line words for
-    /// the daemon's options and for `stapler check`'s (pure parsing: nothing is read).
+    /// `$JOURNAL_STREAM` value systemd hands over. (Command-line words: `commandline`.)
     static func config(_ bytes: [UInt8]) {
         _ = JournalStream(String(decoding: bytes, as: UTF8.self))?.isOpen(on: STDOUT_FILENO)
-        let words = bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
-            .map { String(decoding: $0, as: UTF8.self) }
-        _ = try? CommandLineParser(options: OptionTable.run, positionalSetting: .certPaths).parse(words)
-        _ = try? CommandLineParser(options: OptionTable.check).parse(words)
         guard let entries = try? ConfigFile.parse(bytes, file: "/fuzz/stapler.conf") else { return }
         _ = try? ConfigFile.settings(from: entries, file: "/fuzz/stapler.conf", options: OptionTable.run)
     }
@@ -59,10 +54,30 @@ enum FuzzBodies {
         _ = HAProxyAnswer(bytes)
     }
 
-    /// OCSP response verification for one fixed certificate and issuer.
-    static func ocsp(_ bytes: [UInt8], record: CertificateRecord, now: Int64) {
-        _ = try? OCSPResponseVerifier.verify(bytes, for: record, now: now)
+    /// OCSP response verification for one fixed certificate and issuer, as a responder's
+    /// answer (with a nonce) and as the certificate's staple file at start: written to
+    /// `<certificate>.ocsp`, read back through the size cap, verified (as a responder's answer
+    /// without a nonce is) and, if good, judged for recycling.
+    static func ocsp(_ bytes: [UInt8], record: CertificateRecord, now: Int64, certificate: FilePath) {
         _ = try? OCSPResponseVerifier.verify(bytes, for: record, now: now, expectedNonce: [0x04, 0x02, 0x01, 0x02])
+
+        let staplePath = StapleFile.path(forCertificate: certificate)
+        // A new file each time: truncating one in place makes ext4 flush it on close
+        // (auto_da_alloc), which cut this target to a few hundred runs a second.
+        _ = staplePath.withCString { unlink($0) }
+        let fd = staplePath.withCString { open($0, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600) }
+        guard fd >= 0 else { fatalError("cannot write \(staplePath): errno \(errno)") }
+        let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        close(fd)
+        guard written == bytes.count else { fatalError("short write to \(staplePath)") }
+        guard let staple = try? StapleFile.read(forCertificate: certificate) else { return }
+        precondition(staple == bytes && staple.count <= StapleFile.maximumSize, "read back \(staple.count) bytes")
+        guard let verified = try? OCSPResponseVerifier.verify(staple, for: record, now: now) else { return }
+        let summary = StapleSummary(verified, fetchedAt: nil, cacheMaxAge: nil)
+        let policy = RefreshPolicy(minimumValidity: 3600)
+        guard policy.isRecyclable(nextUpdate: summary.nextUpdate, now: now) else { return }
+        _ = policy.nextRefresh(thisUpdate: verified.thisUpdate, nextUpdate: verified.nextUpdate, fetchedAt: now,
+                               cacheMaxAge: nil, certificateNotAfter: record.notAfter, now: now, random: 0.5)
     }
 
     /// A responder's Cache-Control and Content-Type values (split at the first NUL), and the
@@ -139,5 +154,107 @@ enum FuzzBodies {
         guard let words = try? CommandWords.split(bytes) else { return }
         precondition(!words.isEmpty && !words.contains(where: { $0.contains(0) }), "accepted an empty command or a NUL")
         precondition((try? CommandWords.split(CommandWords.quoted(words))) == words, "quoting did not give the words back")
+    /// What curl's callbacks hand over from a responder. The first two bytes set the header
+    /// and body caps (zero included); the rest is lines, "\n" kept: one starting with NUL is a
+    /// body chunk (without the NUL), any other a status or header line. What is kept then
+    /// goes where the daemon sends it: the Content-Type check and Cache-Control's max-age.
+    /// The first line is also a certificate's OCSP URL on its way to a request.
+    static func http(_ bytes: [UInt8]) {
+        guard bytes.count >= 2 else { return }
+        let firstLine = bytes[2...].prefix { $0 != 0x0A }
+        let url = String(decoding: firstLine, as: UTF8.self)
+        if X509Certificate.isUsableOCSPURL(url) {
+            let get = OCSPRequest.getURL(base: url, der: [0x30, 0x03, 0x0a, 0x01, 0x00])
+            _ = HTTPClient.origin(of: get)
+            _ = HTTPTransfer.problem(with: .get(get))
+        }
+        var response = HTTPResponseCollector(maxBodyBytes: Int(bytes[1]) * 256, maxHeaderBytes: Int(bytes[0]) * 64)
+        var start = 2
+        while start < bytes.count {
+            let end = bytes[start...].firstIndex(of: 0x0A).map { $0 + 1 } ?? bytes.count
+            let line = bytes[start..<end]
+            let isBody = line.first == 0
+            let piece = isBody ? line.dropFirst() : line
+            let taken = piece.withUnsafeBytes { isBody ? response.receiveBody($0) : response.receiveHeaderLine($0) }
+            precondition(taken == 0 || taken == piece.count, "took \(taken) of \(piece.count) bytes")
+            precondition(response.body.count <= response.maxBodyBytes, "body passed its cap")
+            start = end
+        }
+        if let contentType = response.contentType { _ = OCSPExchange.isOCSPContentType(contentType) }
+        if let cacheControl = response.cacheControl { _ = CacheControl.maxAge(cacheControl) }
+    }
+
+    /// HAProxy's `show ssl cert` answer (framed already: `framer` covers that), and the
+    /// lookup of certificates by real path, with a stand-in for realpath that resolves some
+    /// names to their directory and others not at all.
+    static func listing(_ bytes: [UInt8]) {
+        guard let listing = HAProxyCertificateListing(bytes) else { return }
+        let resolve: (FilePath) -> FilePath? = { $0.bytes.count % 3 == 0 ? nil : $0.directory }
+        var names = HAProxyCertificateNames()
+        names.update(from: listing, at: MonotonicInstant(nanoseconds: 0), resolve: resolve)
+        precondition(names.count <= listing.certificates.count, "more names than certificates listed")
+        for name in listing.certificates {
+            precondition(!name.bytes.contains(0) && !name.bytes.contains(0x0A), "a listed name holds a NUL or newline")
+            _ = names.name(for: name, resolve: resolve)
+        }
+        _ = HAProxyAnswer.excerpt(String(decoding: bytes, as: UTF8.self))
+    }
+
+    /// A read's worth of inotify records, then what the daemon makes of them: names checked
+    /// against the discovery rules and ignore patterns, folded into paths to look at again.
+    /// Watch numbers that are a multiple of 4 belong to no directory any more.
+    static func inotify(_ bytes: [UInt8]) {
+        let events = bytes.withUnsafeBytes { InotifyRecordDecoder.events(in: $0) }
+        precondition(events.count <= bytes.count / InotifyRecordDecoder.headerSize, "more events than headers")
+        let rules = DiscoveryRules(ignorePatterns: [IgnorePattern("*.bak"), IgnorePattern("old/[!a-c]?*.pem"),
+                                                    IgnorePattern("/certs/w1/x*")],
+                                   recursive: bytes.count % 2 == 0)
+        let directory: (WatchDescriptor) -> FilePath? = {
+            $0.rawValue % 4 == 0 ? nil : FilePath("/certs/w\($0.rawValue)")
+        }
+        var changes = FileSystemChanges()
+        changes.absorb(events, rules: rules, directory: directory)
+        changes.absorbParentEvents(events, parent: directory, isLocation: { $0.lastComponent == "site.pem" })
+        for event in events {
+            precondition(!event.name.bytes.contains(0), "a decoded name holds a NUL")
+            // Names from disk are also read for the pid of a temporary file's writer (signal 0: asks only).
+            _ = FileSystem.isStaleTemporaryFile(event.name)
+        }
+    }
+
+    /// Command line words (split at NUL, as argv is), parsed for the daemon and for `check`;
+    /// the daemon's then merged into options as at start. haproxy.cfg files named are not
+    /// read (`haproxycfg` covers them), so no input reaches the file system.
+    static func commandLine(_ bytes: [UInt8]) {
+        let words = bytes.split(separator: 0, omittingEmptySubsequences: false).map {
+            String(decoding: $0, as: UTF8.self)
+        }
+        let run = CommandLineParser(options: OptionTable.run, positionalSetting: .certPaths, positionalName: "CERT_PATH")
+        if case .settings(var layer, _)? = try? run.parse(words) {
+            layer.haproxyConfigs = nil
+            _ = try? ConfigurationLoader.resolve(commandLine: layer, file: nil, environment: [:], base: "/fuzz")
+        }
+        _ = try? CommandLineParser(options: OptionTable.check).parse(words)
+    }
+
+    /// What the process reads about itself, split at NUL: environment entries (one a line),
+    /// /proc/self/stat, /proc/stat, its pid file; the last byte is also the clock ticks per
+    /// second. NOTIFY_SOCKET, HOME and JOURNAL_STREAM then go where the daemon uses them.
+    static func process(_ bytes: [UInt8]) {
+        var fields = bytes.split(separator: 0, maxSplits: 3, omittingEmptySubsequences: false).map(Array.init)
+        while fields.count < 4 { fields.append([]) }
+        let entries = fields[0].split(separator: 0x0A, omittingEmptySubsequences: false).map {
+            String(decoding: $0, as: UTF8.self)
+        }
+        let environment = ProcessEnvironment.dictionary(entries)
+        if let notifier = ServiceNotifier(environment: environment),
+           let address = try? ServiceNotifier.address(of: notifier.socket) {
+            let length = address.withSockaddr { $1 }
+            precondition(Int(length) <= MemoryLayout<sockaddr_un>.size, "address length past sockaddr_un")
+        }
+        _ = ConfigurationLoader.defaultConfigFiles(environment: environment)
+        _ = JournalStream.isStandardOutput(environment: environment)
+        _ = ProcessStartTime.parse(selfStat: fields[1], systemStat: fields[2], ticksPerSecond: Int64(bytes.last ?? 100) - 1)
+        _ = ProcessControl.pidFile(fields[3], names: 4242)
     }
 }

@@ -8,19 +8,25 @@ enum FuzzTarget: String, CaseIterable {
     case pem, config, haproxycfg, framer, ocsp, headers
     case metrics, addresses
     case command
+    case http, listing, inotify, commandline, process
 
     /// What the target feeds its input to, as `run.sh` and the README list it.
     var summary: String {
         switch self {
         case .pem: "PEM splitter, certificate decoding, bundle parsing"
-        case .config: "stapler/stapled config file parser, $JOURNAL_STREAM, command-line options (daemon and check)"
+        case .config: "stapler/stapled config file parser, $JOURNAL_STREAM"
         case .haproxycfg: "haproxy.cfg tokenizer and reader"
         case .framer: "HAProxy runtime API answer framer and answer classifier"
-        case .ocsp: "OCSP response verification against a fixed issuer"
+        case .ocsp: "OCSP response verification against a fixed issuer, and as a staple file recycled at start"
         case .headers: "responder Cache-Control and Content-Type, through to the refresh schedule"
         case .metrics: "metrics endpoint request head: end search over chunks, request parse, answer head"
         case .addresses: "--metrics and socket path option values, through to the kernel's socket address"
         case .command: "--on-update command splitter (sh quoting, no shell), checked against its own quoting"
+        case .http: "responder status and header lines and body chunks as curl's callbacks deliver them"
+        case .listing: "HAProxy `show ssl cert` listing, through to the name lookup by real path"
+        case .inotify: "inotify event records, through to the paths the daemon looks at again"
+        case .commandline: "command line words, for the daemon and for check, through to the options"
+        case .process: "environment (NOTIFY_SOCKET, HOME, JOURNAL_STREAM), /proc stat texts, the pid file"
         }
     }
 }
@@ -28,6 +34,8 @@ enum FuzzTarget: String, CaseIterable {
 nonisolated(unsafe) private var target = FuzzTarget.pem
 /// The certificate whose staple the `ocsp` target verifies (STAPLER_FUZZ_BUNDLE: leaf + issuer).
 nonisolated(unsafe) private var record: CertificateRecord?
+/// Where the `ocsp` target writes each input as the bundle's staple file (`<bundle>.ocsp`).
+nonisolated(unsafe) private var bundlePath: FilePath = "/"
 /// A fixed "now" for the `ocsp` target, so runs reproduce (STAPLER_FUZZ_NOW, Unix seconds).
 nonisolated(unsafe) private var fixedNow: Int64 = 0
 
@@ -51,6 +59,7 @@ public func fuzzInitialize(_ argc: UnsafeMutablePointer<Int32>,
             exit(2)
         }
         fixedNow = environment("STAPLER_FUZZ_NOW").flatMap { Int64($0) } ?? UTCTime.now()
+        bundlePath = FilePath(bundle)
         do {
             record = try CertificateBundle.load(path: FilePath(bundle), now: fixedNow, issuers: IssuerStore())
         } catch {
@@ -69,11 +78,16 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     case .config: FuzzBodies.config(bytes)
     case .haproxycfg: FuzzBodies.haproxyConfig(bytes)
     case .framer: FuzzBodies.framer(bytes)
-    case .ocsp: FuzzBodies.ocsp(bytes, record: record!, now: fixedNow)
+    case .ocsp: FuzzBodies.ocsp(bytes, record: record!, now: fixedNow, certificate: bundlePath)
     case .headers: FuzzBodies.headers(bytes)
     case .metrics: FuzzBodies.metricsRequest(bytes)
     case .addresses: FuzzBodies.addresses(bytes)
     case .command: FuzzBodies.command(bytes)
+    case .http: FuzzBodies.http(bytes)
+    case .listing: FuzzBodies.listing(bytes)
+    case .inotify: FuzzBodies.inotify(bytes)
+    case .commandline: FuzzBodies.commandLine(bytes)
+    case .process: FuzzBodies.process(bytes)
     }
     return 0
 }

@@ -83,6 +83,18 @@ printf 'localhost:9177' > "$work/seeds/addresses/localhost"
 printf '/run/stapler/metrics.sock,./admin.sock' > "$work/seeds/addresses/paths"
 printf '%s' "sh -c 'nginx -t && nginx -s reload' \"a\\\"b\" c\\ d ''" > "$work/seeds/command/quoting"
 printf 'nginx -s reload -c /etc/nginx/nginx.conf' > "$work/seeds/command/plain"
+printf '\x40\x10HTTP/1.1 302 Found\r\nLocation: /x\r\n\r\n\0moved\nHTTP/1.1 200 OK\r\nContent-Type: application/ocsp-response\r\nCache-Control: max-age=60\r\ncache-control: public\r\n\r\n\0\x30\x03\x0a\x01\x03\n' \
+    > "$work/seeds/http/redirect"
+printf '# transaction\n*/etc/a.pem\n# filename\n/etc/a.pem\n/etc/ssl/b c.pem\n' > "$work/seeds/listing/transaction"
+# inotify_event records, little endian: wd, mask, cookie, len, then the NUL-padded name.
+printf '\x01\0\0\0\x08\0\0\0\0\0\0\0\x10\0\0\0site.pem\0\0\0\0\0\0\0\0\xff\xff\xff\xff\0\x40\0\0\0\0\0\0\0\0\0\0\x02\0\0\0\x80\0\0\0\x07\0\0\0\x08\0\0\0..data\0\0\x03\0\0\0\0\x01\0\x40\0\0\0\0\x04\0\0\0sub\0' \
+    > "$work/seeds/inotify/records"
+printf -- '-vv\0--cert-paths\0/etc/ssl/a.pem\0b\0--min=3600\0-Rt4\0--haproxy-sockets\0/run/h.sock\0--metrics-per-certificate=no\0--staple-dir\0/var/lib/s\0--\0-x' \
+    > "$work/seeds/commandline/run"
+printf -- '--fetch\0--nonce\0--warning=7200\0-c=600\0-t10\0-v\0--config\0/x.conf\0/etc/ssl/a.pem\0--help' > "$work/seeds/commandline/check"
+{ printf 'NOTIFY_SOCKET=@/org/freedesktop/notify\nHOME=/home/a b\nNO_EQUALS\n=x=y\0'; cat /proc/self/stat; printf '\0'
+  cat /proc/stat; printf '\0'; printf '4242\n'; } \
+    > "$work/seeds/process/linux"
 
 status=0
 export STAPLER_FUZZ_BUNDLE="$pki/bundle.pem"

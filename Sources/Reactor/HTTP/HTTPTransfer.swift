@@ -7,8 +7,6 @@ import CCurl
 /// HEADERDATA); the client's table of active transfers keeps it alive while it is attached.
 /// CURLOPT_PRIVATE holds its id (never 0), which leads back to it from a finished handle.
 final class HTTPTransfer {
-    enum Overflow { case body, headers }
-
     let id: UInt64
     let url: String
     /// `HTTPClient.origin(of: url)`, for the client's count of transfers per origin.
@@ -16,8 +14,6 @@ final class HTTPTransfer {
     let completion: (Result<HTTPResponse, HTTPError>) -> Void
     let connectTimeout: Duration
     let totalTimeout: Duration
-    let maxBodyBytes: Int
-    let maxHeaderBytes: Int
     let errorStatusIsFailure: Bool
 
     /// The method, header fields and body, kept only until curl has its own copy.
@@ -26,12 +22,8 @@ final class HTTPTransfer {
     private var headerList: UnsafeMutablePointer<curl_slist>?
     private(set) var startedAt = MonotonicInstant(nanoseconds: 0)
 
-    private(set) var body: [UInt8] = []
-    private var headerBytes = 0
-    private(set) var contentType: String?
-    private(set) var cacheControl: String?
-    /// Which cap made a callback refuse data, turning curl's write error into a clear reason.
-    private(set) var overflow: Overflow?
+    /// What curl's write and header callbacks have delivered so far (with the size caps).
+    fileprivate(set) var response: HTTPResponseCollector
 
     init(id: UInt64, request: HTTPRequest, completion: @escaping (Result<HTTPResponse, HTTPError>) -> Void) {
         self.id = id
@@ -41,8 +33,7 @@ final class HTTPTransfer {
         // curl treats 0 as "no limit": every transfer gets a real deadline.
         totalTimeout = max(request.totalTimeout, .milliseconds(1))
         connectTimeout = min(max(request.connectTimeout, .milliseconds(1)), totalTimeout)
-        maxBodyBytes = max(0, request.maxBodyBytes)
-        maxHeaderBytes = max(0, request.maxHeaderBytes)
+        response = HTTPResponseCollector(maxBodyBytes: request.maxBodyBytes, maxHeaderBytes: request.maxHeaderBytes)
         errorStatusIsFailure = request.errorStatusIsFailure
         pending = (request.method, request.headers, request.method == .post ? request.body : [])
     }
@@ -87,7 +78,7 @@ final class HTTPTransfer {
         check(ccurl_easy_setopt_long(easy, CURLOPT_TIMEOUT_MS, Int(totalTimeout.millisecondsRoundedUp)), "TIMEOUT_MS")
         // Stops an announced oversize body before it is read; unannounced ones are cut by
         // the write callback (7.88.1 does not apply MAXFILESIZE to them).
-        check(ccurl_easy_setopt_off_t(easy, CURLOPT_MAXFILESIZE_LARGE, curl_off_t(maxBodyBytes)), "MAXFILESIZE_LARGE")
+        check(ccurl_easy_setopt_off_t(easy, CURLOPT_MAXFILESIZE_LARGE, curl_off_t(response.maxBodyBytes)), "MAXFILESIZE_LARGE")
         check(ccurl_easy_setopt_pointer(easy, CURLOPT_ERRORBUFFER, handle.errorBuffer), "ERRORBUFFER")
         check(ccurl_easy_setopt_data_callback(easy, CURLOPT_WRITEFUNCTION, transferWriteCallback), "WRITEFUNCTION")
         check(ccurl_easy_setopt_pointer(easy, CURLOPT_WRITEDATA, me), "WRITEDATA")
@@ -153,70 +144,18 @@ final class HTTPTransfer {
         if let headerList { curl_slist_free_all(headerList) }
         headerList = nil
     }
-
-    // MARK: Data from curl (called inside curl: no curl calls here)
-
-    func receiveBody(_ bytes: UnsafeRawBufferPointer) -> Int {
-        guard bytes.count <= maxBodyBytes - body.count else {
-            overflow = .body
-            return 0
-        }
-        body.append(contentsOf: bytes)
-        return bytes.count
-    }
-
-    func receiveHeaderLine(_ line: UnsafeRawBufferPointer) -> Int {
-        headerBytes += line.count
-        guard headerBytes <= maxHeaderBytes else {
-            overflow = .headers
-            return 0
-        }
-        if line.starts(with: "HTTP/".utf8) {
-            // A new response (after a redirect or a 100 Continue): only the last one counts.
-            contentType = nil
-            cacheControl = nil
-            body.removeAll()
-            return line.count
-        }
-        guard let colon = line.firstIndex(of: UInt8(ascii: ":")) else { return line.count }
-        let name = UnsafeRawBufferPointer(rebasing: line[..<colon])
-        if Self.name(name, equals: "content-type") {
-            contentType = Self.fieldValue(line[(colon + 1)...])
-        } else if Self.name(name, equals: "cache-control") {
-            let value = Self.fieldValue(line[(colon + 1)...])
-            cacheControl = cacheControl.map { "\($0), \(value)" } ?? value
-        }
-        return line.count
-    }
-
-    private static func name(_ bytes: UnsafeRawBufferPointer, equals lowercase: StaticString) -> Bool {
-        guard bytes.count == lowercase.utf8CodeUnitCount else { return false }
-        let expected = UnsafeBufferPointer(start: lowercase.utf8Start, count: lowercase.utf8CodeUnitCount)
-        for (byte, wanted) in zip(bytes, expected) {
-            let folded = byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte
-            if folded != wanted { return false }
-        }
-        return true
-    }
-
-    private static func fieldValue(_ bytes: Slice<UnsafeRawBufferPointer>) -> String {
-        func isSpace(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x09 || byte == 0x0D || byte == 0x0A }
-        var start = bytes.startIndex
-        var end = bytes.endIndex
-        while start < end && isSpace(bytes[start]) { start += 1 }
-        while end > start && isSpace(bytes[end - 1]) { end -= 1 }
-        return String(decoding: bytes[start..<end], as: UTF8.self)
-    }
 }
+
+// MARK: Data from curl (called inside curl: no curl calls here)
 
 private let transferWriteCallback: ccurl_data_callback = { data, size, count, userdata in
     guard let userdata else { return 0 }
     let transfer = Unmanaged<HTTPTransfer>.fromOpaque(userdata).takeUnretainedValue()
-    return transfer.receiveBody(UnsafeRawBufferPointer(start: data, count: size * count))
+    return transfer.response.receiveBody(UnsafeRawBufferPointer(start: data, count: size * count))
 }
 
 private let transferHeaderCallback: ccurl_data_callback = { data, size, count, userdata in
     guard let userdata else { return 0 }
     let transfer = Unmanaged<HTTPTransfer>.fromOpaque(userdata).takeUnretainedValue()
-    return transfer.receiveHeaderLine(UnsafeRawBufferPointer(start: data, count: size * count))
+    return transfer.response.receiveHeaderLine(UnsafeRawBufferPointer(start: data, count: size * count))
 }

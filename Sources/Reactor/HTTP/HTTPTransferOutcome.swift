@@ -14,8 +14,8 @@ extension HTTPTransfer {
             var effective: UnsafePointer<CChar>?
             _ = ccurl_easy_getinfo_string(handle.pointer, CURLINFO_EFFECTIVE_URL, &effective)
             return .success(HTTPResponse(url: url, finalURL: effective.map { String(cString: $0) } ?? url,
-                                         statusCode: status, contentType: contentType,
-                                         cacheControl: cacheControl, body: body))
+                                         statusCode: status, contentType: response.contentType,
+                                         cacheControl: response.cacheControl, body: response.body))
         }
         return .failure(HTTPError(url: url, reason: reason(for: code, message: handle.errorMessage, maxRedirects: maxRedirects)))
     }
@@ -30,10 +30,10 @@ extension HTTPTransfer {
     private func reason(for code: CURLcode, message: String?, maxRedirects: Int) -> HTTPError.Reason {
         let message = message ?? String(cString: curl_easy_strerror(code))
         switch code {
-        case CURLE_WRITE_ERROR where overflow == .body, CURLE_FILESIZE_EXCEEDED:
-            return .tooLarge(limit: maxBodyBytes)
-        case CURLE_WRITE_ERROR where overflow == .headers:
-            return .headersTooLarge(limit: maxHeaderBytes)
+        case CURLE_WRITE_ERROR where response.overflow == .body, CURLE_FILESIZE_EXCEEDED:
+            return .tooLarge(limit: response.maxBodyBytes)
+        case CURLE_WRITE_ERROR where response.overflow == .headers:
+            return .headersTooLarge(limit: response.maxHeaderBytes)
         case CURLE_OPERATION_TIMEDOUT:
             // curl says only "timed out". The total limit cannot fire before totalTimeout has
             // passed since attaching (curl starts its clock later than we do), so anything

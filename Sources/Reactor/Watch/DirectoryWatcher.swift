@@ -71,30 +71,10 @@ public final class DirectoryWatcher {
         while descriptor?.isOpen == true {
             let got = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
             if got <= 0 { return } // EAGAIN: drained
-            let events = buffer.withUnsafeBytes { Self.decode(UnsafeRawBufferPointer(rebasing: $0[0..<got])) }
+            let events = buffer.withUnsafeBytes {
+                InotifyRecordDecoder.events(in: UnsafeRawBufferPointer(rebasing: $0[0..<got]))
+            }
             if !events.isEmpty { handler(events) }
         }
-    }
-
-    /// Decodes a buffer of `struct inotify_event` records. Swift does not import the
-    /// flexible `name` member; it starts at byte 16, padded with NULs to `len`.
-    static func decode(_ bytes: UnsafeRawBufferPointer) -> [DirectoryEvent] {
-        let headerSize = 16
-        var events: [DirectoryEvent] = []
-        var offset = 0
-        while offset + headerSize <= bytes.count {
-            let wd = bytes.loadUnaligned(fromByteOffset: offset, as: Int32.self)
-            let mask = bytes.loadUnaligned(fromByteOffset: offset + 4, as: UInt32.self)
-            let cookie = bytes.loadUnaligned(fromByteOffset: offset + 8, as: UInt32.self)
-            let length = Int(bytes.loadUnaligned(fromByteOffset: offset + 12, as: UInt32.self))
-            let nameStart = offset + headerSize
-            guard nameStart + length <= bytes.count else { break }
-            var nameEnd = nameStart
-            while nameEnd < nameStart + length && bytes[nameEnd] != 0 { nameEnd += 1 }
-            events.append(DirectoryEvent(watch: WatchDescriptor(rawValue: wd), mask: InotifyMask(rawValue: mask),
-                                         cookie: cookie, name: FilePath(bytes: bytes[nameStart..<nameEnd])))
-            offset = nameStart + length
-        }
-        return events
     }
 }

@@ -98,8 +98,12 @@ enum ProcessControl {
 
     /// Removes the pid file if it still names us (a successor may have taken it over).
     static func removePidFile(_ path: FilePath) {
-        guard let bytes = try? FileSystem.readFile(path, limit: 64),
-              String(decoding: bytes, as: UTF8.self).split(separator: "\n").first == "\(getpid())"[...] else { return }
+        guard let bytes = try? FileSystem.readFile(path, limit: 64), pidFile(bytes, names: getpid()) else { return }
         try? FileSystem.remove(path)
+    }
+
+    /// Whether a pid file's text names `pid` on its first line.
+    static func pidFile(_ bytes: [UInt8], names pid: pid_t) -> Bool {
+        String(decoding: bytes, as: UTF8.self).split(separator: "\n").first == "\(pid)"[...]
     }
 }

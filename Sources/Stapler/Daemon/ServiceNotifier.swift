@@ -45,19 +45,7 @@ struct ServiceNotifier {
     /// Sends one datagram. Errors name the socket: `sendto(NOTIFY_SOCKET=/run/...): ...`.
     func send(_ message: String) throws(SystemError) {
         let subject = "NOTIFY_SOCKET=\(socket)"
-        let name = Array(socket.utf8)
-        let address: UnixSocketAddress?
-        if name.first == UInt8(ascii: "@") {
-            address = UnixSocketAddress(abstractName: Array(name.dropFirst()))
-        } else {
-            guard name.first == UInt8(ascii: "/") else {
-                // vsock: and relative names are not for us.
-                throw SystemError("NOTIFY_SOCKET", subject: socket, errno: EAFNOSUPPORT)
-            }
-            address = UnixSocketAddress(path: FilePath(bytes: name))
-        }
-        guard let address else { throw SystemError("NOTIFY_SOCKET", subject: socket, errno: ENAMETOOLONG) }
-
+        let address = try Self.address(of: socket)
         let fd = Glibc.socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw SystemError("socket", subject: subject) }
         defer { close(fd) }
@@ -72,6 +60,24 @@ struct ServiceNotifier {
             if errno == EINTR { continue }
             throw SystemError("sendto", subject: subject)
         }
+    }
+
+    /// The address NOTIFY_SOCKET names: a path, or with a leading `@` a name in the abstract
+    /// namespace.
+    static func address(of socket: String) throws(SystemError) -> UnixSocketAddress {
+        let name = Array(socket.utf8)
+        let address: UnixSocketAddress?
+        if name.first == UInt8(ascii: "@") {
+            address = UnixSocketAddress(abstractName: Array(name.dropFirst()))
+        } else {
+            guard name.first == UInt8(ascii: "/") else {
+                // vsock: and relative names are not for us.
+                throw SystemError("NOTIFY_SOCKET", subject: socket, errno: EAFNOSUPPORT)
+            }
+            address = UnixSocketAddress(path: FilePath(bytes: name))
+        }
+        guard let address else { throw SystemError("NOTIFY_SOCKET", subject: socket, errno: ENAMETOOLONG) }
+        return address
     }
 
     static func monotonicNow() -> UInt64 {
