@@ -18,6 +18,14 @@ final class StapleRefresherTests: XCTestCase {
 
         var log: String { (try? String(contentsOfFile: temp.file(Logger.fileName), encoding: .utf8)) ?? "" }
 
+        /// A leaf and a real responder that knows it (openssl ocsp reads its index at start:
+        /// the leaf comes first).
+        func leafWithResponder() throws -> (TestPKI.Leaf, OCSPResponderProcess) {
+            let port = freeLoopbackPort()
+            let leaf = try pki.issueLeaf(ocspURLs: ["http://127.0.0.1:\(port)/"])
+            return (leaf, try OCSPResponderProcess(pki: pki, port: port))
+        }
+
         func track(_ leaf: TestPKI.Leaf, name: String) throws -> TrackedCertificate {
             let path = temp.file(name)
             try pki.writeBundle(leaf, to: path)
@@ -49,10 +57,7 @@ final class StapleRefresherTests: XCTestCase {
 
     func testAFetchedStapleIsWrittenScheduledAndHandedOn() throws {
         let rig = try makeRig(prefix: "stapler-refresher")
-        // openssl ocsp reads its index at start: the leaf first.
-        let port = freeLoopbackPort()
-        let leaf = try rig.pki.issueLeaf(ocspURLs: ["http://127.0.0.1:\(port)/"])
-        let responder = try OCSPResponderProcess(pki: rig.pki, port: port)
+        let (leaf, responder) = try rig.leafWithResponder()
         defer { responder.stop() }
         let certificate = try rig.track(leaf, name: "site.pem")
 
@@ -71,10 +76,7 @@ final class StapleRefresherTests: XCTestCase {
     /// A good staple on disk is served as it is: no request. A touch (refreshNow) asks at once.
     func testAGoodStapleOnDiskIsRecycledUntilAskedToRefresh() throws {
         let rig = try makeRig(prefix: "stapler-refresher-recycle")
-        // openssl ocsp reads its index at start: the leaf first.
-        let port = freeLoopbackPort()
-        let leaf = try rig.pki.issueLeaf(ocspURLs: ["http://127.0.0.1:\(port)/"])
-        let responder = try OCSPResponderProcess(pki: rig.pki, port: port)
+        let (leaf, responder) = try rig.leafWithResponder()
         defer { responder.stop() }
         let certificate = try rig.track(leaf, name: "site.pem")
         try rig.pki.ocspResponse(for: leaf).write(to: URL(fileURLWithPath: certificate.path.description + ".ocsp"))
@@ -149,9 +151,7 @@ final class StapleRefresherTests: XCTestCase {
     /// validity fetches at once.
     func testAClockStepReschedulesOrFetchesByTheNewClock() throws {
         let rig = try makeRig(prefix: "stapler-refresher-step")
-        let port = freeLoopbackPort()
-        let leaf = try rig.pki.issueLeaf(ocspURLs: ["http://127.0.0.1:\(port)/"])
-        let responder = try OCSPResponderProcess(pki: rig.pki, port: port)
+        let (leaf, responder) = try rig.leafWithResponder()
         defer { responder.stop() }
         let certificate = try rig.track(leaf, name: "site.pem")
         try rig.pki.ocspResponse(for: leaf).write(to: URL(fileURLWithPath: certificate.path.description + ".ocsp"))

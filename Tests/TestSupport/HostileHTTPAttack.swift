@@ -111,7 +111,7 @@ public final class HostileHTTPAttack: @unchecked Sendable {
             let line = Array("GET /".utf8) + [UInt8](repeating: UInt8(ascii: "a"), count: bytes) + Array(" HTTP/1.1\r\n\r\n".utf8)
             while !shouldStop { paced { sendAndReadAnswer(line) } }
         case .garbage(let bytes, let seed):
-            var random = SplitMix64(seed: seed)
+            var random = SeededGenerator(seed: seed)
             while !shouldStop { paced { sendAndReadAnswer((0..<bytes).map { _ in UInt8(truncatingIfNeeded: random.next()) }) } }
         case .halfClosed(let connections):
             churn(keeping: connections, receiveBuffer: nil) { fd in
@@ -225,19 +225,6 @@ public final class HostileHTTPAttack: @unchecked Sendable {
     }
 
     private static let minimumConnectionInterval: TimeInterval = 0.002
-}
-
-/// A small seeded generator, so a failing garbage run can be replayed from its seed.
-public struct SplitMix64: RandomNumberGenerator, Sendable {
-    private var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
 }
 
 extension HostileHTTPAttack {
