@@ -154,6 +154,8 @@ enum FuzzBodies {
         guard let words = try? CommandWords.split(bytes) else { return }
         precondition(!words.isEmpty && !words.contains(where: { $0.contains(0) }), "accepted an empty command or a NUL")
         precondition((try? CommandWords.split(CommandWords.quoted(words))) == words, "quoting did not give the words back")
+    }
+
     /// What curl's callbacks hand over from a responder. The first two bytes set the header
     /// and body caps (zero included); the rest is lines, "\n" kept: one starting with NUL is a
     /// body chunk (without the NUL), any other a status or header line. What is kept then
