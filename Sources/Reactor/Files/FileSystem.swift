@@ -151,6 +151,23 @@ public enum FileSystem {
         syncDirectory(path.directory)
     }
 
+    /// Creates `path` holding `bytes`, whole or not at all, and never replaces an existing
+    /// file (it fails with EEXIST instead): as `writeAtomically`, but the durable temporary
+    /// file is hard-linked to the name, which link(2) refuses when the name exists, and then
+    /// removed.
+    public static func createAtomically(_ bytes: [UInt8], at path: FilePath, mode: mode_t = 0o644) throws(FileError) {
+        let (temporary, fd) = try createTemporaryFile(bytes, beside: path, mode: mode)
+        var failure: FileError?
+        if fsync(fd) != 0 { failure = FileError(path: temporary, operation: "fsync") }
+        close(fd)
+        if failure == nil, temporary.withCString({ from in path.withCString { to in link(from, to) } }) != 0 {
+            failure = FileError(path: path, operation: "link")
+        }
+        _ = temporary.withCString { unlink($0) }
+        if let failure { throw failure }
+        syncDirectory(path.directory)
+    }
+
     /// Writes `bytes` to a new hidden file in `path`'s directory, for a rename over `path`
     /// once its data is durable, and returns it with its descriptor still open (to sync it;
     /// the caller closes it). Created exclusively and without following links, so a name
