@@ -48,6 +48,11 @@ final class IssuerFetcher {
     private var random = SystemRandomNumberGenerator()
     private var isStopped = false
     private var attempts: UInt64 = 0
+    /// Issuers already fetched, by URL (DER): a certificate of the same issuer deployed
+    /// later gets its `.issuer` without another download.
+    private var fetched: [String: [UInt8]] = [:]
+    /// URLs remembered at most; a directory with more issuers than this downloads again.
+    static let maximumRememberedIssuers = 256
 
     /// Certificates whose issuer was written: the daemon loads them again.
     var onFetched: ([FilePath]) -> Void = { _ in }
@@ -74,8 +79,9 @@ final class IssuerFetcher {
         let destination = location.issuerPath(forCertificate: certificate)
         guard (try? FileSystem.status(destination, followSymlinks: false)) == nil else { return false }
         if let previous = urlByCertificate[certificate], previous != url { forget(certificate) }
-        urlByCertificate[certificate] = url
         let waiting = Waiting(leafDER: missing.leafDER, destination: destination, location: location)
+        if writeFetchedBefore(url, for: certificate, waiting) { return true }
+        urlByCertificate[certificate] = url
         if pending[url] != nil {
             pending[url]?.waiting[certificate] = waiting
             return true
@@ -85,6 +91,22 @@ final class IssuerFetcher {
         var entry = Pending(phase: start(url), issuerName: missing.issuerName)
         entry.waiting[certificate] = waiting
         pending[url] = entry
+        return true
+    }
+
+    /// Writes the issuer fetched earlier from `url` if it issued this certificate too; the
+    /// daemon hears of it as of a fetch, on the next loop pass.
+    private func writeFetchedBefore(_ url: String, for certificate: FilePath, _ waiting: Waiting) -> Bool {
+        guard let der = fetched[url], let issuer = X509Certificate(der: der),
+              let leaf = X509Certificate(der: waiting.leafDER),
+              case .success = IssuerAcceptance.issuer(of: leaf, among: [issuer]) else { return false }
+        do {
+            try write(issuer, for: waiting)
+        } catch {
+            return false
+        }
+        logger.info("\(certificate): issuer written to \(waiting.destination) (fetched before from \(url))")
+        loop.executeSoon { [weak self] in self?.onFetched([certificate]) }
         return true
     }
 
@@ -143,6 +165,7 @@ final class IssuerFetcher {
             case .failure(let error):
                 refusal = refusal ?? error.reason
             case .success(let issuer):
+                if fetched.count < Self.maximumRememberedIssuers || fetched[url] != nil { fetched[url] = issuer.der }
                 do {
                     try write(issuer, for: waiting)
                     written.append(certificate)

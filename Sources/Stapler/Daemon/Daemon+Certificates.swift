@@ -119,7 +119,10 @@ extension Daemon {
     func issuersFetched(for paths: [FilePath]) {
         guard !isStopping else { return }
         for path in paths {
-            if let certificate = certificates[path] { load(certificate, changed: false) }
+            guard let certificate = certificates[path] else { continue }
+            // Its refusal was logged at debug level only, and the fetch said it all.
+            certificate.inactiveReason = nil
+            load(certificate, changed: false)
         }
     }
 }
