@@ -6,7 +6,7 @@ import Glibc
 
 enum FuzzTarget: String, CaseIterable {
     case pem, config, haproxycfg, framer, ocsp, headers
-    case metrics, addresses
+    case metrics, addresses, issuer
 
     /// What the target feeds its input to, as `run.sh` and the README list it.
     var summary: String {
@@ -19,6 +19,7 @@ enum FuzzTarget: String, CaseIterable {
         case .headers: "responder Cache-Control and Content-Type, through to the refresh schedule"
         case .metrics: "metrics endpoint request head: end search over chunks, request parse, answer head"
         case .addresses: "--metrics and socket path option values, through to the kernel's socket address"
+        case .issuer: "CA Issuers answers (DER, PEM, PKCS#7), then acceptance as the issuer of a fixed leaf"
         }
     }
 }
@@ -26,6 +27,8 @@ enum FuzzTarget: String, CaseIterable {
 nonisolated(unsafe) private var target = FuzzTarget.pem
 /// The certificate whose staple the `ocsp` target verifies (STAPLER_FUZZ_BUNDLE: leaf + issuer).
 nonisolated(unsafe) private var record: CertificateRecord?
+/// The leaf the `issuer` target checks candidates against (STAPLER_FUZZ_BUNDLE's first certificate).
+nonisolated(unsafe) private var issuedLeaf: X509Certificate?
 /// A fixed "now" for the `ocsp` target, so runs reproduce (STAPLER_FUZZ_NOW, Unix seconds).
 nonisolated(unsafe) private var fixedNow: Int64 = 0
 
@@ -43,6 +46,16 @@ public func fuzzInitialize(_ argc: UnsafeMutablePointer<Int32>,
         exit(2)
     }
     target = chosen
+    if target == .issuer {
+        guard let bundle = environment("STAPLER_FUZZ_BUNDLE"),
+              let text = try? FileSystem.readFile(FilePath(bundle), limit: CertificateBundle.maximumFileSize),
+              let der = (try? CertificateBundle.decodeCertificates(text))?.first?.der,
+              let leaf = X509Certificate(der: der) else {
+            standardError("the issuer target needs STAPLER_FUZZ_BUNDLE (a leaf first, in PEM)")
+            exit(2)
+        }
+        issuedLeaf = leaf
+    }
     if target == .ocsp {
         guard let bundle = environment("STAPLER_FUZZ_BUNDLE") else {
             standardError("the ocsp target needs STAPLER_FUZZ_BUNDLE (leaf and issuer PEM)")
@@ -71,6 +84,7 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     case .headers: FuzzBodies.headers(bytes)
     case .metrics: FuzzBodies.metricsRequest(bytes)
     case .addresses: FuzzBodies.addresses(bytes)
+    case .issuer: FuzzBodies.issuer(bytes, leaf: issuedLeaf!)
     }
     return 0
 }

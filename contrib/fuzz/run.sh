@@ -51,7 +51,7 @@ rm -rf "$pki" && mkdir -p "$pki"
 (
     cd "$pki"
     source "$root/contrib/fuzz/test-ca.sh"
-    make_test_ca FuzzCA fuzz.test 3650 '[leaf]\nbasicConstraints=critical,CA:FALSE\nauthorityInfoAccess=OCSP;URI:http://127.0.0.1:1/\n'
+    make_test_ca FuzzCA fuzz.test 3650 '[leaf]\nbasicConstraints=critical,CA:FALSE\nauthorityInfoAccess=OCSP;URI:http://127.0.0.1:1/,caIssuers;URI:http://127.0.0.1:1/ca.der\n'
     openssl x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 3650 \
         -extfile openssl.cnf -extensions leaf -out leaf.pem 2>/dev/null
     cat leaf.pem ca.pem leaf.key > bundle.pem
@@ -81,6 +81,10 @@ printf '\x01HEAD /metrics?x=1 HTTP/1.0\nX-Odd:\t v \r\n\n' > "$work/seeds/metric
 printf '[::1]:9177' > "$work/seeds/addresses/ipv6"
 printf 'localhost:9177' > "$work/seeds/addresses/localhost"
 printf '/run/stapler/metrics.sock,./admin.sock' > "$work/seeds/addresses/paths"
+cp "$pki/ca.pem" "$work/seeds/issuer/"
+openssl x509 -in "$pki/ca.pem" -outform DER -out "$work/seeds/issuer/ca.der"
+openssl crl2pkcs7 -nocrl -certfile "$pki/ca.pem" -outform DER -out "$work/seeds/issuer/ca.p7c"
+openssl crl2pkcs7 -nocrl -certfile "$pki/leaf.pem" -certfile "$pki/ca.pem" -out "$work/seeds/issuer/bag.p7b"
 
 status=0
 export STAPLER_FUZZ_BUNDLE="$pki/bundle.pem"
