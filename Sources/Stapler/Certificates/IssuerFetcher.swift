@@ -86,7 +86,7 @@ final class IssuerFetcher {
             pending[url]?.waiting[certificate] = waiting
             return true
         }
-        logger.info("\(certificate): issuer \"\(missing.issuerName)\" missing, fetching it from \(url) "
+        logger.info("fetching issuer \"\(missing.issuerName)\" from \(url), missing from \(certificate) "
                     + "(once for every certificate of this issuer)")
         var entry = Pending(phase: start(url), issuerName: missing.issuerName)
         entry.waiting[certificate] = waiting
