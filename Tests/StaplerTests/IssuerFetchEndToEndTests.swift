@@ -56,6 +56,15 @@ final class IssuerFetchEndToEndTests: XCTestCase {
         return (rig, try OCSPResponderProcess(pki: rig.pki, port: rig.ocspPort))
     }
 
+    /// One bundle without its issuer, whose CA Issuers URL serves the issuer in DER.
+    private func makeSingleSite(_ prefix: String) throws
+        -> (rig: Rig, responder: OCSPResponderProcess, site: (path: String, leaf: TestPKI.Leaf)) {
+        var bundle: (path: String, leaf: TestPKI.Leaf)?
+        let (rig, responder) = try makeRig(prefix) { bundle = try $0.bundle("site", route: "der") }
+        rig.issuers.set(.ocsp(try rig.published("der"), contentType: "application/pkix-cert"), for: "der")
+        return (rig, responder, try XCTUnwrap(bundle))
+    }
+
     private static let contentTypes = ["der": "application/pkix-cert", "pem": "application/x-x509-ca-cert",
                                        "p7c": "application/pkcs7-mime"]
 
@@ -126,11 +135,8 @@ final class IssuerFetchEndToEndTests: XCTestCase {
     }
 
     func testWithAStapleDirectoryTheIssuerGoesBelowIt() throws {
-        var bundle: (path: String, leaf: TestPKI.Leaf)?
-        let (rig, responder) = try makeRig("stapler-issuer-fetch-dir") { bundle = try $0.bundle("site", route: "der") }
+        let (rig, responder, site) = try makeSingleSite("stapler-issuer-fetch-dir")
         defer { responder.stop(); rig.issuers.stop() }
-        rig.issuers.set(.ocsp(try rig.published("der"), contentType: "application/pkix-cert"), for: "der")
-        let site = try XCTUnwrap(bundle)
         let stapleDirectory = rig.temp.file("staples")
         let result = try StaplerProcess.run(["--one-off", "--verbosity", "3", "--staple-dir", stapleDirectory,
                                              rig.certificates], in: rig.temp.path)
@@ -148,11 +154,8 @@ final class IssuerFetchEndToEndTests: XCTestCase {
     }
 
     func testNoFetchIssuersKeepsTheOldRefusal() throws {
-        var bundle: (path: String, leaf: TestPKI.Leaf)?
-        let (rig, responder) = try makeRig("stapler-issuer-fetch-off") { bundle = try $0.bundle("site", route: "der") }
+        let (rig, responder, site) = try makeSingleSite("stapler-issuer-fetch-off")
         defer { responder.stop(); rig.issuers.stop() }
-        rig.issuers.set(.ocsp(try rig.published("der"), contentType: "application/pkix-cert"), for: "der")
-        let site = try XCTUnwrap(bundle)
 
         let off = try StaplerProcess.run(["--one-off", "--no-fetch-issuers", rig.certificates], in: rig.temp.path)
         XCTAssertEqual(off.status, 1, off.output)
