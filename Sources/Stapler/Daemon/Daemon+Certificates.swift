@@ -84,10 +84,12 @@ extension Daemon {
     /// Nothing to staple in this file (any more): say why once, and stop its refreshes.
     private func deactivate(_ certificate: TrackedCertificate, _ error: CertificateBundleError) {
         let text = error.description
-        // A missing issuer being fetched: the fetch's own line says so, once for all the
+        // A missing issuer being fetched: the fetch's own lines say so, once for all the
         // certificates of that issuer.
-        let fetching = error.reason == .issuerNotFound && options.fetchIssuers && !isStopping
-            && error.missingIssuer.map { issuerFetcher.request($0, for: certificate.path, location: Self.stapleLocation(options)) } == true
+        var fetching = false
+        if let missing = error.missingIssuer, options.fetchIssuers, !isStopping {
+            fetching = issuerFetcher.request(missing, for: certificate.path, location: Self.stapleLocation(options))
+        }
         if certificate.inactiveReason != text {
             switch error.reason {
             case .issuerNotFound where fetching: logger.debug(text)
