@@ -8,12 +8,13 @@
 # responder (contrib/fuzz/mutation_responder.py). The Debian package is built with dpkg-dev
 # and binutils (dpkg-shlibdeps, strip), checked with lintian, and its unit with systemd's
 # systemctl and systemd-analyze. faketime (libfaketime) dates test staples by a clock weeks
-# behind.
+# behind. nginx (its service is not needed: the tests start their own on a loopback port)
+# is reloaded by --on-update.
 # Swift itself is expected on PATH (swift.org toolchain, 6.0 or later).
 set -euo pipefail
 
 packages=(libcurl4-openssl-dev libssl-dev openssl haproxy ca-certificates pkg-config curl python3-prometheus-client
-          util-linux mount python3 dpkg-dev binutils lintian systemd faketime)
+          util-linux mount python3 dpkg-dev binutils lintian systemd faketime nginx)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

@@ -1,4 +1,7 @@
-#define _GNU_SOURCE // accept4, syncfs
+#define _GNU_SOURCE // accept4, syncfs, pipe2, posix_spawn_file_actions_addclosefrom_np
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/syscall.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include "CEpoll.h"
@@ -9,4 +12,17 @@ int cepoll_accept4(int fd) {
 
 int cepoll_syncfs(int fd) {
     return syncfs(fd);
+}
+
+int cepoll_pipe2(int fds[2], int flags) {
+    return pipe2(fds, flags);
+}
+
+int cepoll_pidfd_open(pid_t pid) {
+    // Linux 5.3; the descriptor is close-on-exec by definition.
+    return (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
+int cepoll_spawn_file_actions_addclosefrom(posix_spawn_file_actions_t *actions, int from) {
+    return posix_spawn_file_actions_addclosefrom_np(actions, from);
 }

@@ -286,15 +286,9 @@ final class HAProxyEndToEndTests: XCTestCase {
     }
 
     /// Revokes `leaf` and waits until the running responder says so (see `responder`).
-    private func revokeWhileResponderRuns(_ leaf: TestPKI.Leaf) throws {
-        try pki.revoke(leaf)
-        let said = try waitUntil(timeout: 10, interval: 0.1) {
-            let answer = try Shell.run(["openssl", "ocsp", "-issuer", pki.certificate, "-cert", leaf.certificate,
-                                        "-url", responderURL, "-CAfile", pki.certificate, "-no_nonce"],
-                                       allowFailure: true)
-            return answer.output.contains("\(leaf.certificate): revoked")
-        }
-        XCTAssertTrue(said, "the responder never answered revoked for \(leaf.serial)")
+    private func revokeWhileResponderRuns(_ leaf: TestPKI.Leaf, file: StaticString = #filePath, line: UInt = #line) throws {
+        try startResponderOnce()
+        try responder!.revoke(leaf, in: pki, file: file, line: line)
     }
 
     private var staplerCount = 0
@@ -308,15 +302,12 @@ final class HAProxyEndToEndTests: XCTestCase {
 
     /// SIGTERM ends the daemon cleanly.
     private func stop(_ stapler: StaplerProcess, file: StaticString = #filePath, line: UInt = #line) throws {
-        stapler.signal(SIGTERM)
-        XCTAssertEqual(stapler.waitForExit(timeout: 10), 0, stapler.log, file: file, line: line)
+        stapler.stopCleanly(file: file, line: line)
     }
 
     private func expectLog(_ stapler: StaplerProcess, _ text: String, count: Int = 1, timeout: TimeInterval = 15,
                            file: StaticString = #filePath, line: UInt = #line) {
-        if !stapler.waitForLog(text, count: count, timeout: timeout) {
-            XCTFail("the log never showed \(count) × \"\(text)\":\n\(stapler.log)", file: file, line: line)
-        }
+        stapler.expectLog(text, count: count, timeout: timeout, file: file, line: line)
     }
 
     /// What a TLS client is stapled, given a moment: the log line comes just before.

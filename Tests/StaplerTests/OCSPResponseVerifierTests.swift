@@ -84,6 +84,59 @@ final class OCSPResponseVerifierTests: XCTestCase {
         XCTAssertEqual(try OCSPResponseVerifier.verify(der, for: record, now: UTCTime.now()).status, .good)
     }
 
+    /// A delegate checked in full once is remembered by its exact bytes, for its issuer only,
+    /// and only while it is valid: every rule still holds for what is not those bytes.
+    func testADelegateCheckedOnceIsRememberedForItsIssuerWhileValid() throws {
+        let fixture = try PKIFixture()
+        let store = IssuerStore()
+        let leaves = try fixture.pki.issueLeaves(count: 2, ocspURLs: ["http://127.0.0.1:8888/"])
+        let records = try leaves.map { try fixture.record(try fixture.bundle($0, name: "d-\($0.serial).pem"), store: store) }
+        XCTAssertTrue(records[0].issuer === records[1].issuer, "one shared issuer")
+        let responder = try fixture.pki.issueResponder(withOCSPSigning: true) // valid 30 days
+        let responses = try leaves.map { Array(try fixture.pki.ocspResponse(for: $0, signer: responder, validForDays: 40)) }
+        let issuer = records[0].issuer
+        XCTAssertEqual(issuer.delegatedSigners.count, 0)
+        let now = UTCTime.now()
+        XCTAssertEqual(try OCSPResponseVerifier.verify(responses[0], for: records[0], now: now).status, .good)
+        XCTAssertEqual(issuer.delegatedSigners.count, 1, "checked in full, remembered")
+        XCTAssertEqual(try OCSPResponseVerifier.verify(responses[1], for: records[1], now: now).status, .good)
+        XCTAssertEqual(issuer.delegatedSigners.count, 1, "the same delegate, once")
+
+        // The known delegate expires between two responses: refused, with the full reason.
+        guard case .signerNotTrusted(let detail)? = reason({
+            try OCSPResponseVerifier.verify(responses[1], for: records[1], now: now + 31 * 86400)
+        }) else { return XCTFail("an expired delegate stays refused, known or not") }
+        XCTAssertEqual(detail, "certificate has expired")
+
+        // The same delegate's response for a certificate of another CA: not this CA's delegate.
+        let otherDirectory = try TemporaryDirectory()
+        let other = try TestPKI(directory: otherDirectory.path, name: "Other CA")
+        let otherLeaf = try other.issueLeaf(ocspURLs: ["http://127.0.0.1:8888/"])
+        let otherPath = otherDirectory.file("other.pem")
+        try other.writeBundle(otherLeaf, to: otherPath)
+        let otherRecord = try fixture.record(otherPath, store: store)
+        let crossed = Array(try other.ocspResponse(for: otherLeaf, signer: responder))
+        guard case .signerNotTrusted? = reason({ try OCSPResponseVerifier.verify(crossed, for: otherRecord, now: now) })
+        else { return XCTFail("a delegate of one CA signs nothing for another") }
+
+        // A look-alike delegate (same name, another key, issued by another CA) is other bytes.
+        let lookAlike = try other.issueResponder(name: "Test OCSP Responder", withOCSPSigning: true)
+        let forged = Array(try fixture.pki.ocspResponse(for: leaves[0], signer: lookAlike))
+        XCTAssertNotNil(reason { try OCSPResponseVerifier.verify(forged, for: records[0], now: now) })
+        XCTAssertEqual(issuer.delegatedSigners.count, 1)
+    }
+
+    func testDelegateMemoryIsBoundedAndForgetsTheEarliestToExpire() {
+        let memory = DelegatedSigners()
+        for index in 0..<(DelegatedSigners.capacity + 4) {
+            memory.remember([UInt8(index)], .init(notBefore: 0, notAfter: 1000 + Int64(index)), now: 10)
+        }
+        XCTAssertEqual(memory.count, DelegatedSigners.capacity)
+        XCTAssertFalse(memory.isKnown([0], at: 10), "the earliest to expire went first")
+        XCTAssertTrue(memory.isKnown([UInt8(DelegatedSigners.capacity + 3)], at: 10))
+        XCTAssertFalse(memory.isKnown([UInt8(DelegatedSigners.capacity + 3)], at: 5000), "not after its notAfter")
+    }
+
     func testDelegatedResponderWithoutOCSPSigningIsRejected() throws {
         let fixture = try PKIFixture()
         let leaf = try fixture.pki.issueLeaf(ocspURLs: ["http://127.0.0.1:8888/"])

@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
 """OCSP responder for the Stapler benchmark: pre-signed answers over HTTP/1.1 keep-alive.
 
-    python3 contrib/bench/responder.py --pki ROOT --port PORT
+    python3 contrib/bench/responder.py --pki ROOT --port PORT [--delegated]
 
 `openssl ocsp` signs every answer on the fly, embeds the CA certificate and closes the
 connection after each answer, so it measures itself as much as the client. Like a large CA's
 responder, this one signs everything once at start (SHA-1 CertID, responder id by key hash,
 no certificates embedded, as Let's Encrypt did) and then only looks answers up by serial.
+With --delegated it signs through a delegated responder certificate (RFC 6960 §4.2.2.2: issued
+by the CA, id-kp-OCSPSigning, EC P-256) made at start and embedded in every answer, as many
+CAs do.
 """
 import argparse
 import asyncio
@@ -21,6 +24,8 @@ import urllib.parse
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from cryptography.x509 import ocsp
 
 # Caps so a confused or hostile client cannot make us buffer without bound.
@@ -38,12 +43,29 @@ def first_certificate(path):
     return x509.load_pem_x509_certificate(data[:end])
 
 
-def sign_all(root):
+def delegated_responder(ca, ca_key, now):
+    """A responder certificate the CA delegates OCSP signing to, and its key."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    certificate = (x509.CertificateBuilder()
+                   .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Benchmark OCSP Responder")]))
+                   .issuer_name(ca.subject)
+                   .public_key(key.public_key())
+                   .serial_number(x509.random_serial_number())
+                   .not_valid_before(now - datetime.timedelta(hours=1))
+                   .not_valid_after(now + datetime.timedelta(days=7))
+                   .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+                   .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.OCSP_SIGNING]), critical=False)
+                   .sign(ca_key, hashes.SHA256()))
+    return certificate, key
+
+
+def sign_all(root, delegated=False):
     with open(f"{root}/ca.pem", "rb") as f:
         ca = x509.load_pem_x509_certificate(f.read())
     with open(f"{root}/ca.key", "rb") as f:
         ca_key = serialization.load_pem_private_key(f.read(), password=None)
     now = datetime.datetime.now(datetime.timezone.utc)
+    signer, signer_key = delegated_responder(ca, ca_key, now) if delegated else (ca, ca_key)
     # A minute in the past, so a client whose clock lags slightly still accepts thisUpdate.
     this_update, next_update = now - datetime.timedelta(minutes=1), now + datetime.timedelta(days=1)
     answers = {}
@@ -53,8 +75,10 @@ def sign_all(root):
                    .add_response(cert=leaf, issuer=ca, algorithm=hashes.SHA1(),
                                  cert_status=ocsp.OCSPCertStatus.GOOD, this_update=this_update,
                                  next_update=next_update, revocation_time=None, revocation_reason=None)
-                   .responder_id(ocsp.OCSPResponderEncoding.HASH, ca))
-        answers[leaf.serial_number] = builder.sign(ca_key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
+                   .responder_id(ocsp.OCSPResponderEncoding.HASH, signer))
+        if delegated:
+            builder = builder.certificates([signer])
+        answers[leaf.serial_number] = builder.sign(signer_key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
     return answers
 
 
@@ -159,9 +183,9 @@ class Server:
         self.served = 0
 
 
-async def serve(root, port):
+async def serve(root, port, delegated):
     started = time.monotonic()
-    server = Server(sign_all(root))
+    server = Server(sign_all(root, delegated))
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -178,8 +202,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pki", required=True, help="directory with ca.pem, ca.key and certs/*.pem")
     parser.add_argument("--port", required=True, type=int)
+    parser.add_argument("--delegated", action="store_true",
+                        help="sign through a delegated responder certificate embedded in every answer")
     args = parser.parse_args()
-    asyncio.run(serve(args.pki, args.port))
+    asyncio.run(serve(args.pki, args.port, args.delegated))
 
 
 if __name__ == "__main__":

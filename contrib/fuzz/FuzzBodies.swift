@@ -141,4 +141,15 @@ enum FuzzBodies {
         let paths = bytes.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: false).map { Array($0) }
         try? layer.apply(.haproxySockets, .values(paths), context: "--haproxy-sockets")
     }
+
+    /// An `--on-update` value, as the command line or the config file gives it, split into
+    /// argv. Whatever it accepts must be words a C string can carry, and quoting them again
+    /// must give the same words back (the splitter agrees with its own quoting).
+    static func command(_ bytes: [UInt8]) {
+        var layer = SettingsLayer()
+        try? layer.apply(.onUpdate, .values([bytes]), context: "--on-update")
+        guard let words = try? CommandWords.split(bytes) else { return }
+        precondition(!words.isEmpty && !words.contains(where: { $0.contains(0) }), "accepted an empty command or a NUL")
+        precondition((try? CommandWords.split(CommandWords.quoted(words))) == words, "quoting did not give the words back")
+    }
 }

@@ -6,7 +6,8 @@ import Glibc
 
 enum FuzzTarget: String, CaseIterable {
     case pem, config, haproxycfg, framer, ocsp, headers
-    case metrics, addresses, issuer
+    case metrics, addresses
+    case command, issuer
 
     /// What the target feeds its input to, as `run.sh` and the README list it.
     var summary: String {
@@ -19,6 +20,7 @@ enum FuzzTarget: String, CaseIterable {
         case .headers: "responder Cache-Control and Content-Type, through to the refresh schedule"
         case .metrics: "metrics endpoint request head: end search over chunks, request parse, answer head"
         case .addresses: "--metrics and socket path option values, through to the kernel's socket address"
+        case .command: "--on-update command splitter (sh quoting, no shell), checked against its own quoting"
         case .issuer: "CA Issuers answers (DER, PEM, PKCS#7), then acceptance as the issuer of a fixed leaf"
         }
     }
@@ -84,6 +86,7 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     case .headers: FuzzBodies.headers(bytes)
     case .metrics: FuzzBodies.metricsRequest(bytes)
     case .addresses: FuzzBodies.addresses(bytes)
+    case .command: FuzzBodies.command(bytes)
     case .issuer: FuzzBodies.issuer(bytes, leaf: issuedLeaf!)
     }
     return 0

@@ -81,6 +81,8 @@ printf '\x01HEAD /metrics?x=1 HTTP/1.0\nX-Odd:\t v \r\n\n' > "$work/seeds/metric
 printf '[::1]:9177' > "$work/seeds/addresses/ipv6"
 printf 'localhost:9177' > "$work/seeds/addresses/localhost"
 printf '/run/stapler/metrics.sock,./admin.sock' > "$work/seeds/addresses/paths"
+printf '%s' "sh -c 'nginx -t && nginx -s reload' \"a\\\"b\" c\\ d ''" > "$work/seeds/command/quoting"
+printf 'nginx -s reload -c /etc/nginx/nginx.conf' > "$work/seeds/command/plain"
 cp "$pki/ca.pem" "$work/seeds/issuer/"
 openssl x509 -in "$pki/ca.pem" -outform DER -out "$work/seeds/issuer/ca.der"
 openssl crl2pkcs7 -nocrl -certfile "$pki/ca.pem" -outform DER -out "$work/seeds/issuer/ca.p7c"

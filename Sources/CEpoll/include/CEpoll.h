@@ -5,6 +5,7 @@
 // Only declarations and constants live here; the behaviour is in Swift.
 
 #include <signal.h>
+#include <spawn.h>
 #include <stdint.h>
 #include <sys/epoll.h>
 #include <sys/inotify.h>
@@ -53,5 +54,12 @@ int cepoll_accept4(int fd);
 // syncfs is a GNU extension too: one call makes every file written on a file system
 // durable, where an fsync per file would cost a disk cache flush each.
 int cepoll_syncfs(int fd);
+
+// Child processes (Reactor/Process): pipe2 is a GNU extension; pidfd_open has no glibc
+// wrapper before 2.36 and syscall() is variadic; closefrom in a spawn is a GNU extension
+// (glibc 2.34) that closes every descriptor the child would otherwise inherit.
+int cepoll_pipe2(int fds[2], int flags);
+int cepoll_pidfd_open(pid_t pid);
+int cepoll_spawn_file_actions_addclosefrom(posix_spawn_file_actions_t *actions, int from);
 
 #endif

@@ -32,10 +32,15 @@ public final class SignalSource {
     }
 
     /// Sets the disposition of signals the daemon never wants to hear about: SIGPIPE (a
-    /// socket write to a closed peer fails with EPIPE instead), SIGCHLD (children reap
-    /// themselves).
+    /// socket write to a closed peer fails with EPIPE instead), SIGXFSZ.
     public static func ignore(_ signals: [Int32]) {
         for signal in signals { _ = Glibc.signal(signal, SIG_IGN) }
+    }
+
+    /// Gives signals their default disposition back, whatever the process inherited across
+    /// exec (an ignored signal stays ignored in the new program).
+    public static func restoreDefault(_ signals: [Int32]) {
+        for signal in signals { _ = Glibc.signal(signal, SIG_DFL) }
     }
 
     private func drain() {

@@ -4,14 +4,17 @@ import COpenSSL
 /// their OCSP responses are verified. Thousands of certificates share a handful of issuers,
 /// so each distinct issuer exists once (see `IssuerStore`) and certificates point at it.
 ///
-/// Immutable after creation; OpenSSL's X509 objects are safe to read from several threads,
-/// which is what the `@unchecked Sendable` promise rests on (the daemon uses one thread anyway).
+/// Immutable after creation but for `delegatedSigners`, which only the verifier changes, on
+/// the daemon's one thread; OpenSSL's X509 objects are safe to read from several threads.
+/// That is what the `@unchecked Sendable` promise rests on.
 final class Issuer: @unchecked Sendable, CustomStringConvertible {
     /// The X509 object, owned: freed when the last certificate using this issuer goes.
     let certificate: X509Certificate
     /// SHA-256 of the DER: the interning key.
     let fingerprint: [UInt8]
     let subject: String
+    /// Responder certificates this issuer delegated to, already checked in full.
+    let delegatedSigners = DelegatedSigners()
 
     init(certificate: X509Certificate, fingerprint: [UInt8]) {
         self.certificate = certificate

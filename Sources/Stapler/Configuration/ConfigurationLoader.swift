@@ -199,6 +199,9 @@ public enum ConfigurationLoader {
             ?? options.metricsPerCertificate
         options.haproxySocketKeepalive = cli.haproxySocketKeepalive ?? file?.haproxySocketKeepalive
             ?? options.haproxySocketKeepalive
+        options.onUpdateCommand = (cli.onUpdate ?? file?.onUpdate)?.value
+        options.onUpdateInterval = cli.onUpdateInterval ?? file?.onUpdateInterval ?? options.onUpdateInterval
+        options.onUpdateTimeout = cli.onUpdateTimeout ?? file?.onUpdateTimeout ?? options.onUpdateTimeout
         options.warnings = warnings
         return options
     }

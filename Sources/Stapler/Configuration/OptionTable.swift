@@ -12,6 +12,7 @@ enum Setting: Equatable, Sendable {
     case stapleDirectory
     case haproxySockets, noHAProxySockets, haproxyConfig, haproxySocketKeepalive
     case fetch, warning, critical, timeout
+    case onUpdate, onUpdateInterval, onUpdateTimeout
     case noFetchIssuers
 }
 
@@ -93,6 +94,9 @@ enum OptionTable {
         OptionSpec(.noHAProxySockets, ["no-haproxy-sockets"], .flag),
         OptionSpec(.haproxyConfig, ["haproxy-config"], .oneOrMore, value: "FILE"),
         OptionSpec(.haproxySocketKeepalive, ["haproxy-socket-keepalive"], .one, value: "SECONDS"),
+        OptionSpec(.onUpdate, ["on-update"], .one, value: "COMMAND"),
+        OptionSpec(.onUpdateInterval, ["on-update-interval"], .one, value: "SECONDS"),
+        OptionSpec(.onUpdateTimeout, ["on-update-timeout"], .one, value: "SECONDS"),
     ]
 
     /// `stapler check [options] CERT ...`: a monitoring plugin, so `-w`, `-c`, `-t`, `-v`,

@@ -97,6 +97,12 @@ public struct Options: Equatable, Sendable {
     public var haproxySocketKeepalive: Duration = .seconds(10)
     /// The config file that was read, if any.
     public var configFile: FilePath?
+    /// `--on-update`: run after staples change (argv, no shell); nil for none.
+    public var onUpdateCommand: [[UInt8]]?
+    /// `--on-update-interval`: the least time from one start of the command to the next.
+    public var onUpdateInterval: Duration = .seconds(30)
+    /// `--on-update-timeout`: how long it may run before SIGTERM (SIGKILL 5 s later).
+    public var onUpdateTimeout: Duration = .seconds(60)
     /// Things worth one log line each once logging is up: deprecated spellings, clamped
     /// values, stats sockets without `level admin`.
     public var warnings: [String] = []

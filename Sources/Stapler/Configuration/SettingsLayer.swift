@@ -58,6 +58,10 @@ struct SettingsLayer: Equatable {
     var warning: Duration?
     var critical: Duration?
     var timeout: Duration?
+    /// `--on-update`, split into argv; an empty value switches a config file's command off.
+    var onUpdate: Switchable<[[UInt8]]>?
+    var onUpdateInterval: Duration?
+    var onUpdateTimeout: Duration?
     var warnings: [String] = []
 
     /// Where `-l` and a bare `logdir` write logs.
@@ -149,6 +153,17 @@ struct SettingsLayer: Equatable {
             critical = try SettingValueParser.seconds(try single(raw), range: 0...SettingValueParser.secondsInAYear)
         case .timeout:
             timeout = try SettingValueParser.seconds(try single(raw), range: 1...SettingValueParser.longestCheckTimeout)
+        case .onUpdate:
+            let bytes = try single(raw)
+            do {
+                onUpdate = SettingValueParser.trimmed(bytes).isEmpty ? .disabled : .enabled(try CommandWords.split(bytes))
+            } catch {
+                throw ValueProblem(error.reason)
+            }
+        case .onUpdateInterval:
+            onUpdateInterval = try SettingValueParser.seconds(try single(raw), range: 0...86_400)
+        case .onUpdateTimeout:
+            onUpdateTimeout = try SettingValueParser.seconds(try single(raw), range: 1...86_400)
         }
     }
 

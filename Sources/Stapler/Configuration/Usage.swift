@@ -77,6 +77,17 @@ enum Usage {
                                         families (default: true; false leaves
                                         the aggregates only)
 
+        After a refresh:
+              --on-update COMMAND       run COMMAND (no shell: write sh -c '...' for
+                                        one) once staples have changed, with their
+                                        paths in $STAPLER_UPDATED_STAPLES and on
+                                        stdin, one per line
+              --on-update-interval SECONDS
+                                        start it at most this often (default: 30)
+              --on-update-timeout SECONDS
+                                        SIGTERM it after this long, SIGKILL 5 s
+                                        later (default: 60)
+
         Process:
           -D, --daemon                  detach and run in the background
               --interactive, --no-daemon

@@ -9,7 +9,8 @@ import Reactor
 ///       scans, inotify        parse, decide      fetch, verify,       push to each
 ///                                                write, schedule      stats socket
 ///
-/// plus the `--metrics` server and the service manager, which only read.
+/// plus the `--on-update` command, told of staples that changed, and the `--metrics` server
+/// and the service manager, which only read.
 final class Daemon {
     private(set) var options: Options
     let loop: EventLoop
@@ -26,6 +27,7 @@ final class Daemon {
     /// Downloads issuers missing from bundles (`Daemon+Certificates.swift` asks).
     private(set) var issuerFetcher: IssuerFetcher!
     private(set) var haproxy: HAProxyFanOut!
+    private(set) var updateHook: UpdateHook!
     private var metrics: MetricsServer!
     private var signals: SignalSource?
     private var clockSteps: WallClockSteps?
@@ -58,6 +60,7 @@ final class Daemon {
         issuerFetcher.onFetched = { [unowned self] in self.issuersFetched(for: $0) }
         issuerFetcher.onIdle = { [unowned self] in self.finishOneOffIfDone() }
         haproxy = HAProxyFanOut(loop: loop, logger: logger, statistics: statistics)
+        updateHook = UpdateHook(loop: loop, logger: logger, settings: Self.updateHookSettings(options))
         if options.stapleDirectory != nil {
             // HAProxy loads staples only from beside the certificates: with --staple-dir, every
             // HAProxy process that answers is given every staple through its socket.
@@ -66,6 +69,7 @@ final class Daemon {
         metrics = MetricsServer(loop: loop, logger: logger) { [unowned self] in self.renderMetrics() }
         refresher.onIdle = { [unowned self] in self.finishOneOffIfDone() }
         haproxy.onPushEnded = { [unowned self] in self.finishOneOffIfDone() }
+        updateHook.onIdle = { [unowned self] in self.finishOneOffIfDone() }
     }
 
     // MARK: Settings from options
@@ -79,6 +83,11 @@ final class Daemon {
 
     static func stapleLocation(_ options: Options) -> StapleLocation {
         options.stapleDirectory.map { .under($0) } ?? .besideCertificate
+    }
+
+    static func updateHookSettings(_ options: Options) -> UpdateHook.Settings {
+        UpdateHook.Settings(command: options.onUpdateCommand, minimumInterval: options.onUpdateInterval,
+                            timeout: options.onUpdateTimeout, waitsForFlush: options.oneOff)
     }
 
     static func watchSettings(_ options: Options) -> CertificateWatcher.Settings {
@@ -124,6 +133,7 @@ final class Daemon {
         issuerFetcher.stop()
         for certificate in certificates.values { refresher.cancelTimer(certificate) }
         haproxy.shutDown()
+        updateHook.stop()
         if let oneOffDeadline { loop.cancel(oneOffDeadline) }
         watcher.close()
         signals?.close()
@@ -168,6 +178,7 @@ final class Daemon {
                 refresher.update(Self.refreshSettings(fresh))
                 try? watcher.configure(Self.watchSettings(fresh))
                 haproxy.configure(sockets: fresh.allHAProxySockets, keepalive: fresh.haproxySocketKeepalive)
+                updateHook.update(Self.updateHookSettings(fresh))
                 metrics.move(to: fresh.oneOff ? nil : fresh.metricsAddress)
                 logger.info("configuration reloaded")
             } catch {
@@ -188,10 +199,14 @@ final class Daemon {
 
     // MARK: Refresh outcomes
 
-    /// A refresh ended: a new staple goes to every HAProxy serving the certificate.
+    /// A refresh ended: a new staple goes to every HAProxy serving the certificate, and
+    /// to the `--on-update` command's next run.
     private func refreshed(_ certificate: TrackedCertificate, _ outcome: StapleRefresher.Outcome) {
         switch outcome {
-        case .stapled(let der, written: true), .unwritten(let der):
+        case .stapled(let der, written: true):
+            updateHook.stapleChanged(StapleFile.path(forCertificate: certificate.path, in: Self.stapleLocation(options)))
+            haproxy.push(der, for: certificate.path, to: sockets(serving: certificate))
+        case .unwritten(let der):
             haproxy.push(der, for: certificate.path, to: sockets(serving: certificate))
         case .stapled(_, written: false):
             break
@@ -223,7 +238,8 @@ final class Daemon {
 
     // MARK: One-off mode
 
-    /// In `--one-off`, ends the run once nothing is queued, fetching, writing or pushing.
+    /// In `--one-off`, ends the run once nothing is queued, fetching, writing or pushing,
+    /// and the `--on-update` command has run for the staples that changed.
     private func finishOneOffIfDone() {
         guard options.oneOff, !isStopping, refresher.isIdle, issuerFetcher.isIdle else { return }
         if haproxy.pendingPushes > 0 {
@@ -236,13 +252,19 @@ final class Daemon {
             }
             return
         }
+        if !updateHook.isIdle {
+            updateHook.flush()
+            return
+        }
         // Each failure was logged once as it happened, with its path, URL and reason.
         let failed = certificates.values.filter { $0.refresh.lastError != nil || $0.isBroken }.count
         let stapled = certificates.values.filter { $0.refresh.staple != nil && $0.refresh.lastError == nil }.count
         let undelivered = statistics.undeliveredPushes
-        let ok = failed == 0 && undelivered == 0
+        let hookFailed = updateHook.lastRunFailed
+        let ok = failed == 0 && undelivered == 0 && !hookFailed
         logger.log(ok ? .info : .error, "one pass done: \(stapled) stapled, \(failed) failed"
-                   + (undelivered > 0 ? ", \(undelivered) staple(s) not taken by HAProxy" : ""))
+                   + (undelivered > 0 ? ", \(undelivered) staple(s) not taken by HAProxy" : "")
+                   + (hookFailed ? ", the on-update command failed" : ""))
         stop(status: ok ? 0 : 1)
     }
 

@@ -15,10 +15,14 @@ enum DaemonRunner {
             }
         }
         // SIGPIPE: a write to a closed HAProxy socket fails with EPIPE instead of killing us.
-        // SIGCHLD: we start no children; ignoring it keeps zombies impossible.
         // SIGXFSZ: under a file-size limit a staple write fails with EFBIG (and is retried)
         // instead of killing the daemon.
-        SignalSource.ignore([SIGPIPE, SIGCHLD, SIGXFSZ])
+        SignalSource.ignore([SIGPIPE, SIGXFSZ])
+        // SIGCHLD: the default (ignored, but children stay zombies until reaped), never
+        // SIG_IGN, even if whatever started us set it: with SIG_IGN the kernel reaps the
+        // --on-update command itself and waitpid can no longer report its exit status. The
+        // child's pidfd tells the loop when to reap it, so no SIGCHLD handler is needed.
+        SignalSource.restoreDefault([SIGCHLD])
         let logger: Logger
         do {
             logger = try Logger(verbosity: options.verbosity, toStandardOutput: !options.quiet && !options.daemonize,

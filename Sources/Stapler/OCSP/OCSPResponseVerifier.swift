@@ -109,6 +109,8 @@ enum OCSPResponseVerifier {
     /// nothing since clients would refuse the staple a moment later.
     private static func verifySigner(_ basic: OpaquePointer, issuer: Issuer, at time: Int64) throws(OCSPResponseError) {
         if isSignedDirectlyByIssuer(basic, issuer: issuer, at: time) { return }
+        let delegate = embeddedSigner(basic)
+        if let delegate, isSignedByKnownDelegate(basic, delegate, issuer: issuer, at: time) { return }
         guard let store = X509_STORE_new() else { throw OCSPResponseError(.openSSL(detail: "X509_STORE_new failed")) }
         defer { X509_STORE_free(store) }
         guard X509_STORE_add_cert(store, issuer.certificate.pointer) == 1,
@@ -128,7 +130,12 @@ enum OCSPResponseVerifier {
         guard copenssl_sk_X509_push(candidates, issuer.certificate.pointer) > 0 else {
             throw OCSPResponseError(.openSSL(detail: "out of memory"))
         }
-        if OCSP_basic_verify(basic, candidates, store, UInt(OCSP_NOEXPLICIT)) == 1 { return }
+        if OCSP_basic_verify(basic, candidates, store, UInt(OCSP_NOEXPLICIT)) == 1 {
+            if let delegate, let validity = delegate.validity {
+                issuer.delegatedSigners.remember(delegate.fingerprint, validity, now: time)
+            }
+            return
+        }
 
         let errors = OpenSSLErrorQueue.drain()
         let detail = errors.isEmpty ? "no detail" : errors.map(\.text).joined(separator: "; ")
@@ -161,6 +168,43 @@ enum OCSPResponseVerifier {
               let candidates = copenssl_sk_X509_new_null() else { return false }
         defer { copenssl_sk_X509_free(candidates) }
         guard copenssl_sk_X509_push(candidates, issuer.certificate.pointer) > 0 else { return false }
+        return OCSP_basic_verify(basic, candidates, nil, UInt(OCSP_NOINTERN | OCSP_NOVERIFY | OCSP_NOEXPLICIT)) == 1
+    }
+
+    /// The certificate the response says signed it, when the response carries it (a
+    /// delegated responder's), with what the delegate memory keys and checks.
+    private struct EmbeddedSigner {
+        let pointer: OpaquePointer
+        let fingerprint: [UInt8]
+        let validity: DelegatedSigners.Validity?
+    }
+
+    private static func embeddedSigner(_ basic: OpaquePointer) -> EmbeddedSigner? {
+        defer { OpenSSLErrorQueue.clear() }
+        var signer: OpaquePointer?
+        guard OCSP_resp_get0_signer(basic, &signer, nil) == 1, let signer else { return nil }
+        var digest = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
+        var length: UInt32 = 0
+        guard X509_digest(signer, EVP_sha256(), &digest, &length) == 1 else { return nil }
+        let validity = ASN1.unixTime(X509_get0_notBefore(signer)).flatMap { notBefore in
+            ASN1.unixTime(X509_get0_notAfter(signer)).map { DelegatedSigners.Validity(notBefore: notBefore, notAfter: $0) }
+        }
+        return EmbeddedSigner(pointer: signer, fingerprint: Array(digest.prefix(Int(length))), validity: validity)
+    }
+
+    /// A delegate whose exact bytes passed the full check before and that is still valid
+    /// (and its issuer too) needs only the response's signature checked: the signer is
+    /// looked for only among [delegate] (OCSP_NOINTERN), no chain is built (OCSP_NOVERIFY).
+    /// Anything else takes the full check, which also explains failures.
+    private static func isSignedByKnownDelegate(_ basic: OpaquePointer, _ delegate: EmbeddedSigner, issuer: Issuer,
+                                                at time: Int64) -> Bool {
+        defer { OpenSSLErrorQueue.clear() }
+        guard issuer.delegatedSigners.isKnown(delegate.fingerprint, at: time),
+              let notBefore = issuer.certificate.notBefore, let notAfter = issuer.certificate.notAfter,
+              notBefore <= time, time <= notAfter,
+              let candidates = copenssl_sk_X509_new_null() else { return false }
+        defer { copenssl_sk_X509_free(candidates) }
+        guard copenssl_sk_X509_push(candidates, delegate.pointer) > 0 else { return false }
         return OCSP_basic_verify(basic, candidates, nil, UInt(OCSP_NOINTERN | OCSP_NOVERIFY | OCSP_NOEXPLICIT)) == 1
     }
 

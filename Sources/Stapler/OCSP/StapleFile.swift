@@ -21,7 +21,10 @@ enum StapleLocation: Equatable, Sendable {
     }
 
     private func path(forCertificate certificate: FilePath, suffix: String) -> FilePath {
-        directory(forCertificatesIn: certificate.directory).appending(certificate.lastComponent).addingSuffix(suffix)
+        switch self {
+        case .besideCertificate: return certificate.addingSuffix(suffix)
+        case .under(let root): return root.appending(certificate).addingSuffix(suffix)
+        }
     }
 
     /// The directory that holds the staples of the certificates in `directory`.
