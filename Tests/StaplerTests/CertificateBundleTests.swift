@@ -55,6 +55,28 @@ final class CertificateBundleTests: XCTestCase {
         XCTAssertEqual(record.issuer.subject, "CN=Stapler Test CA")
     }
 
+    func testWithAStapleDirectoryTheIssuerIsAlsoLookedForBelowIt() throws {
+        let fixture = try PKIFixture()
+        let leaf = try fixture.pki.issueLeaf(ocspURLs: ["http://127.0.0.1:8888/"], caIssuersURL: "http://127.0.0.1:8888/ca.der")
+        let path = try fixture.bundle(leaf, name: "leaf.pem", includeIssuer: false, includeKey: false)
+        let location = StapleLocation.under(FilePath(fixture.temp.file("staples")))
+        let below = location.issuerPath(forCertificate: FilePath(path))
+        XCTAssertEqual(below.description, fixture.temp.file("staples") + path + ".issuer")
+        func load() throws -> CertificateRecord {
+            try CertificateBundle.load(path: FilePath(path), now: UTCTime.now(), issuers: IssuerStore(), issuerLocation: location)
+        }
+        XCTAssertThrowsError(try load()) {
+            let error = $0 as? CertificateBundleError
+            XCTAssertEqual(error?.description, "\(path): issuer of certificate \"CN=leaf.test\" found neither in the file "
+                           + "nor in \(path).issuer nor \(below)")
+            XCTAssertEqual(error?.missingIssuer?.caIssuersURLs, ["http://127.0.0.1:8888/ca.der"])
+            XCTAssertEqual(error?.missingIssuer?.issuerName, "CN=Stapler Test CA")
+        }
+        try FileManager.default.createDirectory(atPath: below.directory.description, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: fixture.pki.certificate, toPath: below.description)
+        XCTAssertEqual(try load().issuer.subject, "CN=Stapler Test CA")
+    }
+
     func testIssuerIsMatchedBySignatureNotJustByName() throws {
         // Another CA with the same name: the name matches, the signature does not.
         let fixture = try PKIFixture()

@@ -85,7 +85,8 @@ public final class TestPKI {
     public func issueLeaves(count: Int = 1, commonName: String = "leaf.test", ocspURLs: [String],
                             mustStaple: Bool = false, expired: Bool = false,
                             authorityKeyIdentifier: Bool = true, extraExtensions: String = "",
-                            subjectAltName: String? = nil) throws -> [Leaf] {
+                            subjectAltName: String? = nil,
+                            caIssuersURL: String = "http://127.0.0.1:1/ca.der") throws -> [Leaf] {
         var lines = [
             "basicConstraints = critical,CA:FALSE",
             "keyUsage = critical,digitalSignature",
@@ -95,7 +96,7 @@ public final class TestPKI {
         ]
         if !ocspURLs.isEmpty {
             lines.append("authorityInfoAccess = " + ocspURLs.map { "OCSP;URI:\($0)" }.joined(separator: ",")
-                         + ",caIssuers;URI:http://127.0.0.1:1/ca.der")
+                         + ",caIssuers;URI:\(caIssuersURL)")
         }
         if mustStaple { lines.append("tlsfeature = status_request") }
         if !extraExtensions.isEmpty { lines.append(extraExtensions) }
@@ -119,9 +120,9 @@ public final class TestPKI {
     }
 
     public func issueLeaf(commonName: String = "leaf.test", ocspURLs: [String], mustStaple: Bool = false,
-                          expired: Bool = false) throws -> Leaf {
+                          expired: Bool = false, caIssuersURL: String = "http://127.0.0.1:1/ca.der") throws -> Leaf {
         try issueLeaves(count: 1, commonName: commonName, ocspURLs: ocspURLs, mustStaple: mustStaple,
-                        expired: expired)[0]
+                        expired: expired, caIssuersURL: caIssuersURL)[0]
     }
 
     /// A certificate for a delegated OCSP responder, issued by this CA, with or without the

@@ -7,7 +7,10 @@ enum FuzzBodies {
     /// PEM splitting, certificate decoding and the whole bundle parse (no companion file).
     static func pem(_ bytes: [UInt8]) {
         _ = try? PEMParser.blocks(in: bytes)
-        _ = try? CertificateBundle.decodeCertificates(bytes)
+        for certificate in (try? CertificateBundle.decodeCertificates(bytes)) ?? [] {
+            _ = certificate.caIssuersURLs
+            _ = certificate.issuerName
+        }
         var text = bytes
         _ = try? CertificateBundle.parse(pem: &text, path: "/fuzz/bundle.pem", now: 1_800_000_000,
                                          issuers: IssuerStore(), readCompanion: { _ in nil })
@@ -78,6 +81,15 @@ enum FuzzBodies {
         guard policy.isRecyclable(nextUpdate: summary.nextUpdate, now: now) else { return }
         _ = policy.nextRefresh(thisUpdate: verified.thisUpdate, nextUpdate: verified.nextUpdate, fetchedAt: now,
                                cacheMaxAge: nil, certificateNotAfter: record.notAfter, now: now, random: 0.5)
+    }
+
+    /// What a CA Issuers URL answered: decoded as DER, PEM or PKCS#7, every certificate found
+    /// then judged as the issuer of `leaf`, and an accepted one encoded as the `.issuer` file.
+    static func issuer(_ bytes: [UInt8], leaf: X509Certificate) {
+        guard let candidates = try? IssuerDocument.certificates(in: bytes) else { return }
+        if case .success(let issuer) = IssuerAcceptance.issuer(of: leaf, among: candidates), let der = issuer.der {
+            _ = IssuerFetcher.pem(der)
+        }
     }
 
     /// A responder's Cache-Control and Content-Type values (split at the first NUL), and the

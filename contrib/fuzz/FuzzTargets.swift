@@ -7,7 +7,7 @@ import Glibc
 enum FuzzTarget: String, CaseIterable {
     case pem, config, haproxycfg, framer, ocsp, headers
     case metrics, addresses
-    case command
+    case command, issuer
     case http, listing, inotify, commandline, process
 
     /// What the target feeds its input to, as `run.sh` and the README list it.
@@ -27,6 +27,7 @@ enum FuzzTarget: String, CaseIterable {
         case .inotify: "inotify event records, through to the paths the daemon looks at again"
         case .commandline: "command line words, for the daemon and for check, through to the options"
         case .process: "environment (NOTIFY_SOCKET, HOME, JOURNAL_STREAM), /proc stat texts, the pid file"
+        case .issuer: "CA Issuers answers (DER, PEM, PKCS#7), then acceptance as the issuer of a fixed leaf"
         }
     }
 }
@@ -36,6 +37,8 @@ nonisolated(unsafe) private var target = FuzzTarget.pem
 nonisolated(unsafe) private var record: CertificateRecord?
 /// Where the `ocsp` target writes each input as the bundle's staple file (`<bundle>.ocsp`).
 nonisolated(unsafe) private var bundlePath: FilePath = "/"
+/// The leaf the `issuer` target checks candidates against (STAPLER_FUZZ_BUNDLE's first certificate).
+nonisolated(unsafe) private var issuedLeaf: X509Certificate?
 /// A fixed "now" for the `ocsp` target, so runs reproduce (STAPLER_FUZZ_NOW, Unix seconds).
 nonisolated(unsafe) private var fixedNow: Int64 = 0
 
@@ -53,6 +56,16 @@ public func fuzzInitialize(_ argc: UnsafeMutablePointer<Int32>,
         exit(2)
     }
     target = chosen
+    if target == .issuer {
+        guard let bundle = environment("STAPLER_FUZZ_BUNDLE"),
+              let text = try? FileSystem.readFile(FilePath(bundle), limit: CertificateBundle.maximumFileSize),
+              let der = (try? CertificateBundle.decodeCertificates(text))?.first?.der,
+              let leaf = X509Certificate(der: der) else {
+            standardError("the issuer target needs STAPLER_FUZZ_BUNDLE (a leaf first, in PEM)")
+            exit(2)
+        }
+        issuedLeaf = leaf
+    }
     if target == .ocsp {
         guard let bundle = environment("STAPLER_FUZZ_BUNDLE") else {
             standardError("the ocsp target needs STAPLER_FUZZ_BUNDLE (leaf and issuer PEM)")
@@ -88,6 +101,7 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     case .inotify: FuzzBodies.inotify(bytes)
     case .commandline: FuzzBodies.commandLine(bytes)
     case .process: FuzzBodies.process(bytes)
+    case .issuer: FuzzBodies.issuer(bytes, leaf: issuedLeaf!)
     }
     return 0
 }

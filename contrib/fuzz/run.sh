@@ -51,7 +51,7 @@ rm -rf "$pki" && mkdir -p "$pki"
 (
     cd "$pki"
     source "$root/contrib/fuzz/test-ca.sh"
-    make_test_ca FuzzCA fuzz.test 3650 '[leaf]\nbasicConstraints=critical,CA:FALSE\nauthorityInfoAccess=OCSP;URI:http://127.0.0.1:1/\n'
+    make_test_ca FuzzCA fuzz.test 3650 '[leaf]\nbasicConstraints=critical,CA:FALSE\nauthorityInfoAccess=OCSP;URI:http://127.0.0.1:1/,caIssuers;URI:http://127.0.0.1:1/ca.der\n'
     openssl x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 3650 \
         -extfile openssl.cnf -extensions leaf -out leaf.pem 2>/dev/null
     cat leaf.pem ca.pem leaf.key > bundle.pem
@@ -95,6 +95,10 @@ printf -- '--fetch\0--nonce\0--warning=7200\0-c=600\0-t10\0-v\0--config\0/x.conf
 { printf 'NOTIFY_SOCKET=@/org/freedesktop/notify\nHOME=/home/a b\nNO_EQUALS\n=x=y\0'; cat /proc/self/stat; printf '\0'
   cat /proc/stat; printf '\0'; printf '4242\n'; } \
     > "$work/seeds/process/linux"
+cp "$pki/ca.pem" "$work/seeds/issuer/"
+openssl x509 -in "$pki/ca.pem" -outform DER -out "$work/seeds/issuer/ca.der"
+openssl crl2pkcs7 -nocrl -certfile "$pki/ca.pem" -outform DER -out "$work/seeds/issuer/ca.p7c"
+openssl crl2pkcs7 -nocrl -certfile "$pki/leaf.pem" -certfile "$pki/ca.pem" -out "$work/seeds/issuer/bag.p7b"
 
 status=0
 export STAPLER_FUZZ_BUNDLE="$pki/bundle.pem"

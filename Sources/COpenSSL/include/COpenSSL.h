@@ -11,6 +11,7 @@
 #include <openssl/evp.h>
 #include <openssl/ocsp.h>
 #include <openssl/pem.h>
+#include <openssl/pkcs7.h>
 #include <openssl/provider.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
@@ -29,5 +30,13 @@ void copenssl_free(void *p);
 // The TLS Feature extension (must-staple) decodes to a STACK_OF(ASN1_INTEGER).
 int copenssl_sk_ASN1_INTEGER_num(const STACK_OF(ASN1_INTEGER) *sk);
 ASN1_INTEGER *copenssl_sk_ASN1_INTEGER_value(const STACK_OF(ASN1_INTEGER) *sk, int i);
+
+// The Authority Information Access extension decodes to a STACK_OF(ACCESS_DESCRIPTION).
+int copenssl_sk_ACCESS_DESCRIPTION_num(const AUTHORITY_INFO_ACCESS *sk);
+ACCESS_DESCRIPTION *copenssl_sk_ACCESS_DESCRIPTION_value(const AUTHORITY_INFO_ACCESS *sk, int i);
+
+// The certificates of a PKCS#7 SignedData (a "certs-only" .p7c); NULL for any other content
+// type. Owned by `p7`. PKCS7_type_is_signed is a macro.
+STACK_OF(X509) *copenssl_pkcs7_certificates(PKCS7 *p7);
 
 #endif

@@ -135,18 +135,33 @@ public enum FileSystem {
     /// the target, fsync the directory. On any failure the temporary file is removed and the
     /// target is untouched.
     public static func writeAtomically(_ bytes: [UInt8], to path: FilePath, mode: mode_t = 0o644) throws(FileError) {
+        try install(bytes, at: path, mode: mode, operation: "rename", keepsTemporary: false) { rename($0, $1) }
+    }
+
+    /// Creates `path` holding `bytes`, whole or not at all, and never replaces an existing
+    /// file (it fails with EEXIST instead): as `writeAtomically`, but the durable temporary
+    /// file is hard-linked to the name, which link(2) refuses when the name exists, and then
+    /// removed.
+    public static func createAtomically(_ bytes: [UInt8], at path: FilePath, mode: mode_t = 0o644) throws(FileError) {
+        try install(bytes, at: path, mode: mode, operation: "link", keepsTemporary: true) { link($0, $1) }
+    }
+
+    /// Writes a durable temporary file beside `path` and gives it that name with `place`
+    /// (from, to). The temporary name is removed on failure, and after success when `place`
+    /// left it (`keepsTemporary`); the new name is then made durable.
+    private static func install(_ bytes: [UInt8], at path: FilePath, mode: mode_t, operation: String,
+                                keepsTemporary: Bool,
+                                _ place: (UnsafePointer<CChar>, UnsafePointer<CChar>) -> Int32) throws(FileError) {
         let (temporary, fd) = try createTemporaryFile(bytes, beside: path, mode: mode)
         var failure: FileError?
         if fsync(fd) != 0 { failure = FileError(path: temporary, operation: "fsync") }
         close(fd)
-        if failure == nil, temporary.withCString({ from in path.withCString { to in rename(from, to) } }) != 0 {
-            failure = FileError(path: path, operation: "rename")
+        if failure == nil, temporary.withCString({ from in path.withCString { to in place(from, to) } }) != 0 {
+            failure = FileError(path: path, operation: operation)
         }
-        if let failure {
-            _ = temporary.withCString { unlink($0) }
-            throw failure
-        }
-        // The rename is durable only once the directory entry is: without this a crash can
+        if failure != nil || keepsTemporary { _ = temporary.withCString { unlink($0) } }
+        if let failure { throw failure }
+        // The new name is durable only once the directory entry is: without this a crash can
         // bring back the old file (harmless) or, on some file systems, an empty name.
         syncDirectory(path.directory)
     }

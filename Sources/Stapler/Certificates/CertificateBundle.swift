@@ -13,6 +13,7 @@ enum CertificateBundle {
     /// Reads `path` (capped) and parses it. The text read is wiped before it is released,
     /// since it may hold the private key.
     static func load(path: FilePath, now: Int64, issuers: IssuerStore,
+                     issuerLocation: StapleLocation = .besideCertificate,
                      readCompanion: CompanionReader = readIfPresent) throws(CertificateBundleError)
         -> CertificateRecord {
         var text: [UInt8]
@@ -21,12 +22,16 @@ enum CertificateBundle {
         } catch {
             throw CertificateBundleError(path: path, reason: .unreadable(error))
         }
-        return try parse(pem: &text, path: path, now: now, issuers: issuers, readCompanion: readCompanion)
+        return try parse(pem: &text, path: path, now: now, issuers: issuers, issuerLocation: issuerLocation,
+                         readCompanion: readCompanion)
     }
 
     /// Parses PEM text read from `path`. `pem` is wiped (zeroed) before this returns,
     /// whatever the outcome: it may hold a private key, and nothing here needs it afterwards.
+    /// A missing issuer is looked for in `<file>.issuer`, then, with `--staple-dir`
+    /// (`issuerLocation`), at the certificate's mirrored path there, where a fetched one goes.
     static func parse(pem: inout [UInt8], path: FilePath, now: Int64, issuers: IssuerStore,
+                      issuerLocation: StapleLocation = .besideCertificate,
                       readCompanion: CompanionReader = readIfPresent) throws(CertificateBundleError)
         -> CertificateRecord {
         defer {
@@ -55,10 +60,15 @@ enum CertificateBundle {
         guard !urls.isEmpty else { throw failure(.noOCSPURL) }
 
         var issuerCertificate = certificates.first { $0 !== leaf && $0.issued(leaf) }
-        if issuerCertificate == nil {
-            issuerCertificate = try issuerFromCompanion(of: path, for: leaf, subject: subject, read: readCompanion)
+        let companions = companionPaths(of: path, issuerLocation: issuerLocation)
+        for companion in companions where issuerCertificate == nil {
+            issuerCertificate = try issuerFromCompanion(companion, of: path, for: leaf, subject: subject, read: readCompanion)
         }
-        guard let issuerCertificate else { throw failure(.issuerNotFound) }
+        guard let issuerCertificate else {
+            let missing = MissingIssuer(leafDER: leaf.der ?? [], issuerName: leaf.issuerName,
+                                        caIssuersURLs: leaf.caIssuersURLs, companions: companions)
+            throw CertificateBundleError(path: path, reason: .issuerNotFound, subject: subject, missingIssuer: missing)
+        }
         guard let certID = CertID(certificate: leaf, issuer: issuerCertificate),
               let issuer = issuers.intern(issuerCertificate) else {
             throw failure(.malformed("OCSP CertID cannot be computed: "
@@ -71,10 +81,9 @@ enum CertificateBundle {
 
     /// HAProxy's convention: `<certificate file>.issuer` holds the issuer in PEM when the
     /// bundle does not.
-    private static func issuerFromCompanion(of path: FilePath, for leaf: X509Certificate, subject: String,
-                                            read: CompanionReader) throws(CertificateBundleError)
+    private static func issuerFromCompanion(_ companion: FilePath, of path: FilePath, for leaf: X509Certificate,
+                                            subject: String, read: CompanionReader) throws(CertificateBundleError)
         -> X509Certificate? {
-        let companion = path.addingSuffix(".issuer")
         var text: [UInt8]
         do {
             guard let bytes = try read(companion) else { return nil }
@@ -89,6 +98,13 @@ enum CertificateBundle {
             throw CertificateBundleError(path: path, reason: .malformed("\(companion): \(error.reason)"),
                                          subject: subject)
         }
+    }
+
+    /// The `.issuer` files that may hold the issuer of the certificate at `path`, in order.
+    static func companionPaths(of path: FilePath, issuerLocation: StapleLocation) -> [FilePath] {
+        let beside = path.addingSuffix(".issuer")
+        let fetched = issuerLocation.issuerPath(forCertificate: path)
+        return fetched == beside ? [beside] : [beside, fetched]
     }
 
     /// The end-entity certificate: not a CA and, if several qualify, the first that issued

@@ -24,11 +24,14 @@ struct CertificateBundleError: Error, Equatable, Sendable, CustomStringConvertib
     let reason: Reason
     /// The end-entity certificate's subject, when the failure came after finding it.
     let subject: String?
+    /// With `.issuerNotFound`: what fetching the issuer needs.
+    let missingIssuer: MissingIssuer?
 
-    init(path: FilePath, reason: Reason, subject: String? = nil) {
+    init(path: FilePath, reason: Reason, subject: String? = nil, missingIssuer: MissingIssuer? = nil) {
         self.path = path
         self.reason = reason
         self.subject = subject
+        self.missingIssuer = missingIssuer
     }
 
     /// Files that are not certificates to staple (keys, CA files): skipped without a warning.
@@ -46,11 +49,25 @@ struct CertificateBundleError: Error, Equatable, Sendable, CustomStringConvertib
         case .malformed(let detail):
             return "\(path): not a usable certificate file: \(detail)"
         case .issuerNotFound:
-            return "\(path): issuer of \(certificate) found neither in the file nor in \(path).issuer"
+            let companions = missingIssuer?.companions ?? [path.addingSuffix(".issuer")]
+            return "\(path): issuer of \(certificate) found neither in the file nor in "
+                + companions.map(\.description).joined(separator: " nor ")
         case .expired(let notAfter):
             return "\(path): \(certificate) expired at \(UTCTime.format(notAfter)), not querying OCSP"
         case .noOCSPURL:
             return "\(path): \(certificate) has no OCSP responder URL, nothing to staple"
         }
     }
+}
+
+/// A leaf whose issuer is missing, with what `IssuerFetcher` needs to get it.
+struct MissingIssuer: Equatable, Sendable {
+    /// The leaf's DER, to check a downloaded issuer against.
+    let leafDER: [UInt8]
+    /// The leaf's issuer name, for log lines.
+    let issuerName: String
+    /// http CA Issuers URLs from the leaf's AIA extension, in certificate order.
+    let caIssuersURLs: [String]
+    /// The `.issuer` files looked for (beside the certificate, and below `--staple-dir`).
+    let companions: [FilePath]
 }

@@ -59,8 +59,13 @@ final class X509Certificate {
     }
 
     /// The subject as one line, e.g. `CN=example.com, O=Example`, escaped for logs.
-    var subject: String {
-        guard let name = X509_get_subject_name(pointer), let bio = BIO_new(BIO_s_mem()) else { return "" }
+    var subject: String { Self.oneLine(X509_get_subject_name(pointer)) }
+
+    /// The issuer name, in the same form as `subject`.
+    var issuerName: String { Self.oneLine(X509_get_issuer_name(pointer)) }
+
+    private static func oneLine(_ name: OpaquePointer?) -> String {
+        guard let name, let bio = BIO_new(BIO_s_mem()) else { return "" }
         defer { BIO_free(bio) }
         // RFC 2253 escaping (control bytes and non-ASCII as \XX), fields in certificate order.
         let escaping = ASN1_STRFLGS_ESC_2253 | ASN1_STRFLGS_ESC_CTRL | ASN1_STRFLGS_ESC_MSB
@@ -103,6 +108,27 @@ final class X509Certificate {
                   let value = copenssl_sk_OPENSSL_STRING_value(list, index) else { break }
             let url = String(cString: value)
             if Self.isUsableOCSPURL(url) { urls.append(url) }
+        }
+        return urls
+    }
+
+    /// The CA Issuers URLs of the Authority Information Access extension (where the issuer's
+    /// certificate can be downloaded), in certificate order. Only plain http: RFC 5280
+    /// §4.2.2.1 names http and ldap, and an https URL would need the chain it is fetching.
+    var caIssuersURLs: [String] {
+        defer { OpenSSLErrorQueue.clear() }
+        guard let raw = X509_get_ext_d2i(pointer, NID_info_access, nil, nil) else { return [] }
+        let access = OpaquePointer(raw)
+        defer { AUTHORITY_INFO_ACCESS_free(access) }
+        var urls: [String] = []
+        for index in 0..<copenssl_sk_ACCESS_DESCRIPTION_num(access) {
+            guard urls.count < Self.maximumOCSPURLs,
+                  let description = copenssl_sk_ACCESS_DESCRIPTION_value(access, index) else { break }
+            guard OBJ_obj2nid(description.pointee.method) == NID_ad_ca_issuers,
+                  let location = description.pointee.location, location.pointee.type == GEN_URI,
+                  let uri = location.pointee.d.uniformResourceIdentifier else { continue }
+            let url = String(decoding: ASN1.bytes(uri), as: UTF8.self)
+            if Self.isUsableOCSPURL(url) && url.lowercased().hasPrefix("http://") { urls.append(url) }
         }
         return urls
     }

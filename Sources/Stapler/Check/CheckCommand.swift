@@ -40,7 +40,8 @@ enum CheckCommand {
         var result = CheckReport.Result(path: path, status: .critical, summary: "", secondsLeft: 0)
         let record: CertificateRecord
         do {
-            record = try CertificateBundle.load(path: path, now: now, issuers: issuers)
+            record = try CertificateBundle.load(path: path, now: now, issuers: issuers,
+                                                issuerLocation: options.stapleDirectory.map { .under($0) } ?? .besideCertificate)
         } catch {
             // The error's text starts with the path, which the report prints already.
             let text = error.description

@@ -178,6 +178,7 @@ public enum ConfigurationLoader {
         options.renewalThreads = cli.renewalThreads ?? file?.renewalThreads ?? options.renewalThreads
         options.refreshInterval = cli.refreshInterval ?? file?.refreshInterval ?? options.refreshInterval
         options.recycleStaples = !(cli.noRecycle ?? file?.noRecycle ?? false)
+        options.fetchIssuers = !(cli.noFetchIssuers ?? file?.noFetchIssuers ?? false)
         options.oneOff = cli.oneOff ?? file?.oneOff ?? false
         // Each -v raises the level one step from --verbosity (default: warning).
         let level = cli.verbosity ?? file?.verbosity ?? options.verbosity

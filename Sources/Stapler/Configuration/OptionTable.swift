@@ -13,6 +13,7 @@ enum Setting: Equatable, Sendable {
     case haproxySockets, noHAProxySockets, haproxyConfig, haproxySocketKeepalive
     case fetch, warning, critical, timeout
     case onUpdate, onUpdateInterval, onUpdateTimeout
+    case noFetchIssuers
 }
 
 /// How many values an option takes, as argparse's `nargs` would say.
@@ -68,6 +69,7 @@ enum OptionTable {
         OptionSpec(.recursive, ["recursive"], short: "R", .flag),
         OptionSpec(.fileExtensions, ["file-extensions"], .one, value: "LIST"),
         OptionSpec(.ignore, ["ignore"], short: "i", .oneOrMore, value: "PATTERN"),
+        OptionSpec(.noFetchIssuers, ["no-fetch-issuers"], .flag),
         OptionSpec(.minimumValidity, ["minimum-validity"], .one, value: "SECONDS"),
         OptionSpec(.renewalThreads, ["renewal-threads"], short: "t", .one, value: "N"),
         OptionSpec(.refreshInterval, ["refresh-interval"], short: "r", .one, value: "SECONDS"),

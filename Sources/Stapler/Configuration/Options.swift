@@ -60,6 +60,9 @@ public struct Options: Equatable, Sendable {
     /// Without the dot, as given ("crt", "pem", "cer" by default).
     public var fileExtensions: [String] = ["crt", "pem", "cer"]
     public var ignorePatterns: [IgnorePattern] = []
+    /// Download a missing issuer from the certificate's CA Issuers URL (off with
+    /// `--no-fetch-issuers`).
+    public var fetchIssuers = true
     /// Fetch a new staple when the current one is valid for less than this.
     public var minimumValidity: Duration = .seconds(7200)
     /// The predecessor's thread count, kept as the bound on concurrent OCSP fetches.

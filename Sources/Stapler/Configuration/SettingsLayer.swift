@@ -36,6 +36,7 @@ struct SettingsLayer: Equatable {
     var renewalThreads: Int?
     var refreshInterval: Duration?
     var noRecycle: Bool?
+    var noFetchIssuers: Bool?
     var oneOff: Bool?
     /// How many times `-v` was given.
     var verboseCount = 0
@@ -89,6 +90,8 @@ struct SettingsLayer: Equatable {
             refreshInterval = try SettingValueParser.seconds(try single(raw), range: 1...604_800)
         case .noRecycle:
             noRecycle = try flag(raw)
+        case .noFetchIssuers:
+            noFetchIssuers = try flag(raw)
         case .oneOff:
             oneOff = try flag(raw)
         case .verbose:

@@ -22,6 +22,9 @@ enum Usage {
                                         [a-z]); a pattern starting with / must
                                         match the whole path, any other pattern
                                         the end of it
+              --no-fetch-issuers        never download a missing issuer from the
+                                        certificate's CA Issuers URL into
+                                        <certificate>.issuer
 
         Staples:
               --minimum-validity SECONDS

@@ -57,11 +57,13 @@ extension Daemon {
         refresher.cancel(certificate)
         let record: CertificateRecord
         do {
-            record = try CertificateBundle.load(path: certificate.path, now: UTCTime.now(), issuers: issuers)
+            record = try CertificateBundle.load(path: certificate.path, now: UTCTime.now(), issuers: issuers,
+                                                issuerLocation: Self.stapleLocation(options))
         } catch {
             return deactivate(certificate, error)
         }
         certificate.inactiveKind = nil
+        issuerFetcher.forget(certificate.path)
         if certificate.inactiveReason != nil {
             logger.info("\(certificate.path): usable again: \(record.subject)")
             certificate.inactiveReason = nil
@@ -82,8 +84,15 @@ extension Daemon {
     /// Nothing to staple in this file (any more): say why once, and stop its refreshes.
     private func deactivate(_ certificate: TrackedCertificate, _ error: CertificateBundleError) {
         let text = error.description
+        // A missing issuer being fetched: the fetch's own lines say so, once for all the
+        // certificates of that issuer.
+        var fetching = false
+        if let missing = error.missingIssuer, options.fetchIssuers, !isStopping {
+            fetching = issuerFetcher.request(missing, for: certificate.path, location: Self.stapleLocation(options))
+        }
         if certificate.inactiveReason != text {
             switch error.reason {
+            case .issuerNotFound where fetching: logger.debug(text)
             case .noCertificate, .noEndEntity: logger.debug(text)
             case .noOCSPURL: logger.info(text)
             case .expired, .issuerNotFound: logger.warning(text)
@@ -103,7 +112,19 @@ extension Daemon {
     /// noticed first. Its staple file stays where it is.
     private func forget(_ certificate: TrackedCertificate) {
         refresher.cancel(certificate)
+        issuerFetcher.forget(certificate.path)
         certificates[certificate.path] = nil
         if certificate.record != nil { logger.info("\(certificate.path): no longer found, forgotten") }
+    }
+
+    /// Issuers were written for these certificates: read them again, to be stapled as usual.
+    func issuersFetched(for paths: [FilePath]) {
+        guard !isStopping else { return }
+        for path in paths {
+            guard let certificate = certificates[path] else { continue }
+            // Its refusal was logged at debug level only, and the fetch said it all.
+            certificate.inactiveReason = nil
+            load(certificate, changed: false)
+        }
     }
 }

@@ -24,6 +24,8 @@ final class Daemon {
     let statistics = Statistics()
     private(set) var watcher: CertificateWatcher!
     private(set) var refresher: StapleRefresher!
+    /// Downloads issuers missing from bundles (`Daemon+Certificates.swift` asks).
+    private(set) var issuerFetcher: IssuerFetcher!
     private(set) var haproxy: HAProxyFanOut!
     private(set) var updateHook: UpdateHook!
     private var metrics: MetricsServer!
@@ -47,10 +49,16 @@ final class Daemon {
         self.logger = logger
         self.reloadOptions = reloadOptions
         watcher = CertificateWatcher(loop: loop, logger: logger) { [unowned self] in self.observe($0) }
+        // One client for OCSP and issuer fetches: one connection cache, one set of limits.
+        let http = try HTTPClient(loop: loop,
+                                  configuration: OCSPExchange.clientConfiguration(fetchSlots: options.renewalThreads))
         refresher = try StapleRefresher(loop: loop, logger: logger, statistics: statistics,
-                                        settings: Self.refreshSettings(options)) { [unowned self] in
+                                        settings: Self.refreshSettings(options), http: http) { [unowned self] in
             self.refreshed($0, $1)
         }
+        issuerFetcher = IssuerFetcher(loop: loop, logger: logger, http: http, onePass: options.oneOff)
+        issuerFetcher.onFetched = { [unowned self] in self.issuersFetched(for: $0) }
+        issuerFetcher.onIdle = { [unowned self] in self.finishOneOffIfDone() }
         haproxy = HAProxyFanOut(loop: loop, logger: logger, statistics: statistics)
         updateHook = UpdateHook(loop: loop, logger: logger, settings: Self.updateHookSettings(options))
         if options.stapleDirectory != nil {
@@ -122,6 +130,7 @@ final class Daemon {
         isStopping = true
         exitStatus = status
         refresher.stop()
+        issuerFetcher.stop()
         for certificate in certificates.values { refresher.cancelTimer(certificate) }
         haproxy.shutDown()
         updateHook.stop()
@@ -232,7 +241,7 @@ final class Daemon {
     /// In `--one-off`, ends the run once nothing is queued, fetching, writing or pushing,
     /// and the `--on-update` command has run for the staples that changed.
     private func finishOneOffIfDone() {
-        guard options.oneOff, !isStopping, refresher.isIdle else { return }
+        guard options.oneOff, !isStopping, refresher.isIdle, issuerFetcher.isIdle else { return }
         if haproxy.pendingPushes > 0 {
             guard oneOffDeadline == nil else { return }
             oneOffDeadline = loop.schedule(after: Self.oneOffPushTimeout) { [unowned self] in

@@ -11,9 +11,19 @@ enum StapleLocation: Equatable, Sendable {
     case under(FilePath)
 
     func path(forCertificate certificate: FilePath) -> FilePath {
+        path(forCertificate: certificate, suffix: ".ocsp")
+    }
+
+    /// Where a fetched issuer goes: `<certificate file>.issuer` (HAProxy's convention, read at
+    /// its start too), or at the certificate's mirrored path below `--staple-dir`.
+    func issuerPath(forCertificate certificate: FilePath) -> FilePath {
+        path(forCertificate: certificate, suffix: ".issuer")
+    }
+
+    private func path(forCertificate certificate: FilePath, suffix: String) -> FilePath {
         switch self {
-        case .besideCertificate: return certificate.addingSuffix(".ocsp")
-        case .under(let root): return root.appending(certificate).addingSuffix(".ocsp")
+        case .besideCertificate: return certificate.addingSuffix(suffix)
+        case .under(let root): return root.appending(certificate).addingSuffix(suffix)
         }
     }
 
@@ -98,7 +108,8 @@ enum StapleFile {
         }
     }
 
-    private static func makeDirectories(_ directories: [FilePath], for path: FilePath) throws(StapleFileError) {
+    /// Creates `directories` (from `StapleLocation.directoriesToCreate`) for the file `path`.
+    static func makeDirectories(_ directories: [FilePath], for path: FilePath) throws(StapleFileError) {
         for (index, directory) in directories.enumerated() {
             // `--staple-dir` itself may be a link the operator made; below it, nothing is.
             if let status = try? FileSystem.status(directory, followSymlinks: index == 0) {

@@ -51,14 +51,21 @@ final class StapleRefresher {
     private var random = SystemRandomNumberGenerator()
     private let retryBackoff = RetryBackoff()
 
-    init(loop: EventLoop, logger: Logger, statistics: Statistics, settings: Settings,
+    /// `http`: the daemon's client, shared with other fetches (configured with
+    /// `OCSPExchange.clientConfiguration`); nil makes one of its own.
+    init(loop: EventLoop, logger: Logger, statistics: Statistics, settings: Settings, http: HTTPClient? = nil,
          onOutcome: @escaping (TrackedCertificate, Outcome) -> Void) throws(HTTPClient.SetupError) {
         self.loop = loop
         self.logger = logger
         self.statistics = statistics
         self.settings = settings
         self.onOutcome = onOutcome
-        http = try HTTPClient(loop: loop, configuration: OCSPExchange.clientConfiguration(fetchSlots: settings.fetchSlots))
+        if let http {
+            self.http = http
+        } else {
+            self.http = try HTTPClient(loop: loop,
+                                       configuration: OCSPExchange.clientConfiguration(fetchSlots: settings.fetchSlots))
+        }
         writer = BatchedFileWriter(loop: loop)
     }
 
