@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # Installs what building, testing and the demo need on Debian 12: the C libraries Stapler
-# links (libcurl with OpenSSL, OpenSSL 3), the openssl CLI (test PKIs and a real OCSP
+# links (libcurl with OpenSSL, OpenSSL 3, c-ares), the openssl CLI (test PKIs and a real OCSP
 # responder) and HAProxy (the tests and the demo push staples into a real one); the curl
 # CLI scrapes the metrics endpoint in the tests, util-linux (setpriv, prlimit) and mount run
 # the fault tests. The Debian package is built with dpkg-dev and binutils (dpkg-shlibdeps,
 # strip), checked with lintian, and its unit with systemd's systemctl and systemd-analyze.
-# faketime (libfaketime) dates test staples by a clock weeks behind.
+# faketime (libfaketime) dates test staples by a clock weeks behind. dnsmasq-base is the DNS
+# server the tests point the resolver at for responder names.
 # Swift itself is expected on PATH (swift.org toolchain, 6.0 or later).
 set -euo pipefail
 
-packages=(libcurl4-openssl-dev libssl-dev openssl haproxy ca-certificates pkg-config curl util-linux mount
-          dpkg-dev binutils lintian systemd faketime)
+packages=(libcurl4-openssl-dev libssl-dev libc-ares-dev openssl haproxy ca-certificates pkg-config curl util-linux mount
+          dpkg-dev binutils lintian systemd faketime dnsmasq-base)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

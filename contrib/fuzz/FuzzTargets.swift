@@ -6,7 +6,7 @@ import Glibc
 
 enum FuzzTarget: String, CaseIterable {
     case pem, config, haproxycfg, framer, ocsp, headers
-    case metrics, addresses
+    case metrics, addresses, dns
 
     /// What the target feeds its input to, as `run.sh` and the README list it.
     var summary: String {
@@ -19,6 +19,7 @@ enum FuzzTarget: String, CaseIterable {
         case .headers: "responder Cache-Control and Content-Type, through to the refresh schedule"
         case .metrics: "metrics endpoint request head: end search over chunks, request parse, answer head"
         case .addresses: "--metrics and socket path option values, through to the kernel's socket address"
+        case .dns: "STAPLER_DNS_SERVERS lists, URL hosts and ports, c-ares answers (ares_addrinfo) read into addresses"
         }
     }
 }
@@ -71,6 +72,7 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     case .headers: FuzzBodies.headers(bytes)
     case .metrics: FuzzBodies.metricsRequest(bytes)
     case .addresses: FuzzBodies.addresses(bytes)
+    case .dns: FuzzBodies.dns(bytes)
     }
     return 0
 }

@@ -17,11 +17,14 @@ extension HTTPClient {
         public var maxRedirects: Int
         /// Finished easy handles kept for the next transfers instead of being freed.
         public var idleHandlePoolSize: Int
+        /// How URL host names are resolved (DNS servers, timeouts, the answer cache).
+        public var nameResolution: NameResolver.Configuration
 
         public init(userAgent: String? = nil, maxConcurrentTransfers: Int = 8,
                     maxConnectionsPerHost: Int = 4, maxTotalConnections: Int = 16,
                     maxCachedConnections: Int = 16, maxRedirects: Int = 3,
-                    idleHandlePoolSize: Int = 8) {
+                    idleHandlePoolSize: Int = 8,
+                    nameResolution: NameResolver.Configuration = NameResolver.Configuration()) {
             self.userAgent = userAgent
             self.maxConcurrentTransfers = maxConcurrentTransfers
             self.maxConnectionsPerHost = maxConnectionsPerHost
@@ -29,6 +32,7 @@ extension HTTPClient {
             self.maxCachedConnections = maxCachedConnections
             self.maxRedirects = maxRedirects
             self.idleHandlePoolSize = idleHandlePoolSize
+            self.nameResolution = nameResolution
         }
     }
 }

@@ -95,7 +95,7 @@ final class CheckFetcher {
 
     init() throws {
         loop = try EventLoop()
-        http = try HTTPClient(loop: loop, configuration: OCSPExchange.clientConfiguration(fetchSlots: 1))
+        http = try HTTPClient(loop: loop, configuration: try OCSPExchange.clientConfiguration(fetchSlots: 1))
     }
 
     func fetch(_ record: CertificateRecord, nonce: Bool, now: Int64) -> String {

@@ -53,7 +53,7 @@ final class StapleRefresher {
         self.statistics = statistics
         self.settings = settings
         self.onOutcome = onOutcome
-        http = try HTTPClient(loop: loop, configuration: OCSPExchange.clientConfiguration(fetchSlots: settings.fetchSlots))
+        http = try HTTPClient(loop: loop, configuration: try OCSPExchange.clientConfiguration(fetchSlots: settings.fetchSlots))
         writer = BatchedFileWriter(loop: loop)
     }
 
