@@ -89,6 +89,26 @@ final class NameResolverTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(silent.drain(), 2, "the queries reached the silent server")
     }
 
+    func testDroppingAResolverWithALookupUnderWayCallsNothing() throws {
+        let silent = try SilentDNSServer()
+        let loop = try EventLoop()
+        var resolver: NameResolver? = try self.resolver(loop, servers: silent.serverList,
+                                                        queryTimeout: .milliseconds(100), tries: 1)
+        var dropped: Result<ResolvedAddresses, NameResolutionError>?
+        resolver?.resolve("ocsp-a.test") { dropped = $0 }
+        try loop.runForTest(deadline: .seconds(5)) { silent.drain() > 0 }
+        resolver = nil
+        // A resolver that lives gets its timeout within the same wait; the dropped one's
+        // completion never runs.
+        let kept = try self.resolver(loop, servers: silent.serverList, queryTimeout: .milliseconds(100), tries: 1)
+        var answered: Result<ResolvedAddresses, NameResolutionError>?
+        kept.resolve("ocsp-a.test") { answered = $0 }
+        try loop.runForTest(deadline: .seconds(5)) { answered != nil }
+        XCTAssertEqual(answered?.failure?.kind, .timedOut)
+        XCTAssertNil(dropped)
+        XCTAssertEqual(loop.pendingTimerCount, 0, "the dropped resolver left no timer behind")
+    }
+
     func testTheHostsFileAnswersBeforeDNS() throws {
         // The only DNS server never answers: localhost can only come from /etc/hosts.
         let silent = try SilentDNSServer()
@@ -193,9 +213,3 @@ final class NameResolverTests: XCTestCase {
     }
 }
 
-private extension Result {
-    var failure: Failure? {
-        if case .failure(let error) = self { return error }
-        return nil
-    }
-}

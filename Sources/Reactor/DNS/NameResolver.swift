@@ -107,7 +107,8 @@ public final class NameResolver {
         }
         reloadConfigurationIfChanged()
         guard let channel else {
-            let error = NameResolutionError(host: host, kind: .other, detail: "the resolver could not be set up again")
+            let error = NameResolutionError(host: host, kind: .other,
+                                            detail: "the resolver could not be set up again after \(Self.resolvConfPath) changed")
             loop.executeSoon { completion(.failure(error)) }
             return
         }
@@ -162,13 +163,14 @@ public final class NameResolver {
         return created
     }
 
-    /// Builds the channel again when /etc/resolv.conf was replaced or edited, between lookups.
+    /// Builds the channel again when /etc/resolv.conf was replaced or edited (or when the
+    /// last attempt failed), between lookups.
     private func reloadConfigurationIfChanged() {
         let now = MonotonicInstant.now()
-        guard configuration.nameServers == nil, waiting.isEmpty, now >= nextConfigurationCheck else { return }
+        guard waiting.isEmpty, now >= nextConfigurationCheck else { return }
         nextConfigurationCheck = now + Self.configurationCheckInterval
         let identity = FileIdentity(path: Self.resolvConfPath)
-        guard identity != resolvConfIdentity else { return }
+        guard channel == nil || (configuration.nameServers == nil && identity != resolvConfIdentity) else { return }
         resolvConfIdentity = identity
         if let channel { ares_destroy(channel) }
         channel = try? makeChannel()
