@@ -139,6 +139,32 @@ final class NameResolverTests: XCTestCase {
         XCTAssertLessThanOrEqual(MonotonicInstant.now().duration(since: changedAt), .seconds(3))
     }
 
+    func testAnEditedResolvConfIsReadAgain() throws {
+        let dns = try DNSServerProcess(records: [("ocsp-a.test", "127.0.0.1")])
+        let directory = try TemporaryDirectory()
+        let resolvConf = directory.file("resolv.conf")
+        // First a server address where nothing listens (on dnsmasq's port).
+        try "nameserver 127.0.0.2\n".write(toFile: resolvConf, atomically: true, encoding: .utf8)
+        let loop = try EventLoop()
+        let resolver = try NameResolver(loop: loop, configuration: .init(
+            queryTimeout: .milliseconds(300), tries: 1, resolvConfPath: resolvConf,
+            configurationCheckInterval: .milliseconds(100), resolvConfServerPort: dns.port))
+        guard case .failure(let error) = try resolve("ocsp-a.test", with: resolver, on: loop) else {
+            return XCTFail("nothing listens on 127.0.0.2: the lookup must fail")
+        }
+        print("with no server listening: \(error)")
+
+        try "nameserver 127.0.0.1\n".write(toFile: resolvConf, atomically: true, encoding: .utf8)
+        let edited = MonotonicInstant.now()
+        var answer: ResolvedAddresses?
+        while answer == nil && MonotonicInstant.now().duration(since: edited) < .seconds(5) {
+            answer = try? resolve("ocsp-a.test", with: resolver, on: loop).get()
+            let asked = MonotonicInstant.now()
+            try loop.runForTest(deadline: .seconds(1)) { MonotonicInstant.now().duration(since: asked) >= .milliseconds(50) }
+        }
+        XCTAssertEqual(answer?.addresses.map(\.text), ["127.0.0.1"], "the edited file names dnsmasq")
+    }
+
     // MARK: The HTTP client with names
 
     func testTransfersToNamesReachIPv4IPv6AndDualStackServers() throws {

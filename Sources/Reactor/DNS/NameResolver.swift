@@ -10,7 +10,7 @@ import Glibc
 /// prefers. Answers are kept for their TTL (`ResolvedNameCache`); lookups of a name already
 /// under way are joined, so 500 transfers to one host ask DNS once. When /etc/resolv.conf
 /// changes (checked at most every `configurationCheckInterval`, and only between lookups)
-/// the channel is built afresh from it.
+/// the channel is built afresh from it (c-ares reads it only when a channel is made).
 ///
 /// Every completion runs on the loop, never from inside `resolve`.
 public final class NameResolver {
@@ -25,14 +25,26 @@ public final class NameResolver {
         public var maxCachedNames: Int
         /// An answer is kept no longer than this, whatever its TTL says.
         public var maxCacheLifetime: Duration
+        /// The system's resolver configuration, watched for changes.
+        public var resolvConfPath: String
+        /// How often (at most) `resolvConfPath` is checked for changes.
+        public var configurationCheckInterval: Duration
+        /// The port of servers that `resolvConfPath` names (c-ares reads no port there);
+        /// nil for 53.
+        public var resolvConfServerPort: UInt16?
 
         public init(nameServers: NameServerList? = nil, queryTimeout: Duration = .seconds(2), tries: Int = 2,
-                    maxCachedNames: Int = 256, maxCacheLifetime: Duration = .seconds(3600)) {
+                    maxCachedNames: Int = 256, maxCacheLifetime: Duration = .seconds(3600),
+                    resolvConfPath: String = "/etc/resolv.conf", configurationCheckInterval: Duration = .seconds(30),
+                    resolvConfServerPort: UInt16? = nil) {
             self.nameServers = nameServers
             self.queryTimeout = queryTimeout
             self.tries = tries
             self.maxCachedNames = maxCachedNames
             self.maxCacheLifetime = maxCacheLifetime
+            self.resolvConfPath = resolvConfPath
+            self.configurationCheckInterval = configurationCheckInterval
+            self.resolvConfServerPort = resolvConfServerPort
         }
     }
 
@@ -43,9 +55,6 @@ public final class NameResolver {
 
     public typealias Completion = (Result<ResolvedAddresses, NameResolutionError>) -> Void
 
-    /// The system's resolver configuration, watched for changes.
-    static let resolvConfPath = "/etc/resolv.conf"
-    static let configurationCheckInterval: Duration = .seconds(30)
     /// Longest host name DNS can carry (RFC 1035: 255 bytes on the wire, 253 as text).
     public static let maxNameLength = 253
 
@@ -72,8 +81,8 @@ public final class NameResolver {
         self.loop = loop
         self.configuration = configuration
         cache = ResolvedNameCache(capacity: configuration.maxCachedNames, maxLifetime: configuration.maxCacheLifetime)
-        nextConfigurationCheck = .now() + Self.configurationCheckInterval
-        resolvConfIdentity = FileIdentity(path: Self.resolvConfPath)
+        nextConfigurationCheck = .now() + configuration.configurationCheckInterval
+        resolvConfIdentity = FileIdentity(path: configuration.resolvConfPath)
         channel = try makeChannel()
     }
 
@@ -108,7 +117,7 @@ public final class NameResolver {
         reloadConfigurationIfChanged()
         guard let channel else {
             let error = NameResolutionError(host: host, kind: .other,
-                                            detail: "the resolver could not be set up again after \(Self.resolvConfPath) changed")
+                                            detail: "the resolver could not be set up again after \(configuration.resolvConfPath) changed")
             loop.executeSoon { completion(.failure(error)) }
             return
         }
@@ -147,7 +156,16 @@ public final class NameResolver {
         options.tries = Int32(clamping: max(1, configuration.tries))
         options.sock_state_cb = socketStateChanged
         options.sock_state_cb_data = Unmanaged.passUnretained(self).toOpaque()
-        let mask = ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_SOCK_STATE_CB
+        var mask = ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_SOCK_STATE_CB | ARES_OPT_RESOLVCONF
+        if let port = configuration.resolvConfServerPort {
+            options.udp_port = port
+            options.tcp_port = port
+            mask |= ARES_OPT_UDP_PORT | ARES_OPT_TCP_PORT
+        }
+        // c-ares copies the path during init.
+        let path = strdup(configuration.resolvConfPath)
+        defer { free(path) }
+        options.resolvconf_path = path
         var created: ares_channel?
         let status = ares_init_options(&created, &options, mask)
         guard status == ARES_SUCCESS, let created else {
@@ -168,8 +186,8 @@ public final class NameResolver {
     private func reloadConfigurationIfChanged() {
         let now = MonotonicInstant.now()
         guard waiting.isEmpty, now >= nextConfigurationCheck else { return }
-        nextConfigurationCheck = now + Self.configurationCheckInterval
-        let identity = FileIdentity(path: Self.resolvConfPath)
+        nextConfigurationCheck = now + configuration.configurationCheckInterval
+        let identity = FileIdentity(path: configuration.resolvConfPath)
         guard channel == nil || (configuration.nameServers == nil && identity != resolvConfIdentity) else { return }
         resolvConfIdentity = identity
         if let channel { ares_destroy(channel) }
