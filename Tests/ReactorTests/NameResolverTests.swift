@@ -218,6 +218,38 @@ final class NameResolverTests: XCTestCase {
         XCTAssertEqual(client.activeTransferCount, 0)
     }
 
+    func testThroughAProxyTheNameIsLeftToTheProxy() throws {
+        let loop = try EventLoop()
+        var proxied: [String] = []
+        let proxy = try TestHTTPServer(loop: loop) { request in
+            proxied.append(request.path)
+            return .text("via proxy")
+        }
+        // A resolver asked about the name would wait for a server that never answers.
+        let silent = try SilentDNSServer()
+        let client = try HTTPClient(loop: loop, configuration: .init(
+            nameResolution: .init(nameServers: NameServerList(parsing: silent.serverList),
+                                  queryTimeout: .milliseconds(200), tries: 1)))
+        setenv("http_proxy", proxy.baseURL, 1)
+        var outcome: Result<HTTPResponse, HTTPError>?
+        client.start(.get("http://only-the-proxy-knows.test/ocsp")) { outcome = $0 }
+        try loop.runForTest(deadline: .seconds(20)) { outcome != nil }
+        unsetenv("http_proxy")
+
+        XCTAssertEqual(try XCTUnwrap(outcome).get().body, Array("via proxy".utf8))
+        XCTAssertEqual(proxied, ["http://only-the-proxy-knows.test/ocsp"])
+        XCTAssertEqual(client.resolver.lookupsStarted, 0)
+        XCTAssertEqual(silent.drain(), 0)
+
+        // Without the proxy the same request asks DNS, and the silent server sees it.
+        outcome = nil
+        client.start(.get("http://only-the-proxy-knows.test/ocsp")) { outcome = $0 }
+        try loop.runForTest(deadline: .seconds(20)) { outcome != nil }
+        XCTAssertEqual(outcome?.failure?.reason, .nameNotResolved(host: "only-the-proxy-knows.test", detail: "DNS timeout"))
+        XCTAssertEqual(client.resolver.lookupsStarted, 1)
+        XCTAssertGreaterThan(silent.drain(), 0)
+    }
+
     func testCancellingWhileResolvingCompletesOnceWithCancelled() throws {
         let silent = try SilentDNSServer()
         let loop = try EventLoop()
