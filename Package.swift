@@ -13,10 +13,11 @@ let package = Package(
         // Thin C shims: only what Swift cannot import or call directly.
         .target(name: "CEpoll"),
         .target(name: "CCurl", linkerSettings: [.linkedLibrary("curl")]),
+        .target(name: "CCares", linkerSettings: [.linkedLibrary("cares")]),
         .target(name: "COpenSSL", linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto")]),
 
         // The event loop and its I/O sources. Knows nothing about OCSP.
-        .target(name: "Reactor", dependencies: ["CEpoll", "CCurl"]),
+        .target(name: "Reactor", dependencies: ["CEpoll", "CCurl", "CCares"]),
 
         // The daemon. An executable target that tests can still `@testable import`.
         .executableTarget(name: "Stapler", dependencies: ["Reactor", "COpenSSL"]),

@@ -281,6 +281,36 @@ final class HTTPClientTests: XCTestCase {
         XCTAssertEqual(server.requestsServed, 4 + 4 + 1, "/0 to /3; /-1 to /2, whose redirect is the fourth; /ftp")
     }
 
+    func testRedirectedPostIsRepeatedOn307AndBecomesGetOn303() throws {
+        let loop = try EventLoop()
+        var seen: [(method: String, path: String, body: [UInt8])] = []
+        let server = try TestHTTPServer(loop: loop) { request in
+            seen.append((request.method, request.path, request.body))
+            switch request.path {
+            case "/307": return .redirect(to: "/again", status: 307)
+            case "/303": return .redirect(to: "/see", status: 303)
+            default: return .text("done")
+            }
+        }
+        let client = try HTTPClient(loop: loop)
+        var outcomes: [String: Result<HTTPResponse, HTTPError>] = [:]
+        for path in ["/307", "/303"] {
+            client.start(.post(server.url(path), body: [1, 2, 3], contentType: "application/ocsp-request")) {
+                outcomes[path] = $0
+            }
+        }
+        try loop.runForTest(deadline: .seconds(20)) { outcomes.count == 2 }
+
+        XCTAssertEqual(try outcomes["/307"]?.get().finalURL, server.url("/again"))
+        XCTAssertEqual(try outcomes["/303"]?.get().finalURL, server.url("/see"))
+        let again = try XCTUnwrap(seen.first { $0.path == "/again" })
+        XCTAssertEqual(again.method, "POST")
+        XCTAssertEqual(again.body, [1, 2, 3])
+        let see = try XCTUnwrap(seen.first { $0.path == "/see" })
+        XCTAssertEqual(see.method, "GET")
+        XCTAssertEqual(see.body, [])
+    }
+
     func testPostBodyHeadersAndUserAgentArriveIntact() throws {
         let loop = try EventLoop()
         var received: TestHTTPServer.Request?
@@ -492,12 +522,6 @@ final class HTTPClientTests: XCTestCase {
     // MARK: Helpers
 }
 
-private extension Result {
-    var failure: Failure? {
-        if case .failure(let error) = self { return error }
-        return nil
-    }
-}
 
 /// A TCP listener on 127.0.0.1 whose accept queue is full: further connection attempts get
 /// no answer, as from a host that has gone silent.

@@ -26,7 +26,7 @@ final class OCSPExchangeTests: XCTestCase {
         XCTAssertEqual(exchange.httpRequest.totalTimeout, .seconds(15))
         XCTAssertEqual(exchange.httpRequest.maxBodyBytes, OCSPResponseVerifier.maximumResponseSize)
         XCTAssertFalse(exchange.httpRequest.errorStatusIsFailure, "every status is judged by the exchange")
-        XCTAssertEqual(OCSPExchange.clientConfiguration(fetchSlots: 8).userAgent, "stapler/\(Usage.programVersion)")
+        XCTAssertEqual(try OCSPExchange.clientConfiguration(fetchSlots: 8).userAgent, "stapler/\(Usage.programVersion)")
     }
 
     func testOnlyStatus200WithTheRightTypeAndAValidBodyIsAnAnswer() throws {

@@ -76,7 +76,9 @@ public final class TestHTTPServer {
     /// Decides what each request gets; may be replaced between requests.
     public var handler: Handler
     public let port: UInt16
-    public var baseURL: String { "http://127.0.0.1:\(port)" }
+    /// `127.0.0.1`, or `[::1]` for a server on the IPv6 loopback.
+    public let host: String
+    public var baseURL: String { "http://\(host):\(port)" }
     public func url(_ path: String) -> String { baseURL + path }
 
     public private(set) var connectionsAccepted = 0
@@ -92,23 +94,35 @@ public final class TestHTTPServer {
     private var listener: IORegistration?
     private var connections: [Int32: Connection] = [:]
 
-    public init(loop: EventLoop, handler: @escaping Handler) throws(SystemError) {
+    /// `onIPv6Loopback` listens on ::1 instead of 127.0.0.1 (for names with only an AAAA
+    /// record); `baseURL` then still says `[::1]`.
+    public init(loop: EventLoop, onIPv6Loopback: Bool = false, handler: @escaping Handler) throws(SystemError) {
         self.loop = loop
         self.handler = handler
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        let family = onIPv6Loopback ? AF_INET6 : AF_INET
+        let host = onIPv6Loopback ? "[::1]" : "127.0.0.1"
+        let fd = socket(family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw SystemError("socket") }
         var one: Int32 = 1
         _ = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = 0
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        var address = sockaddr_in6()
+        if onIPv6Loopback {
+            address.sin6_family = sa_family_t(AF_INET6)
+            address.sin6_addr = in6addr_loopback
+        } else {
+            withUnsafeMutablePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr_in.self, capacity: 1) {
+                    $0.pointee.sin_family = sa_family_t(AF_INET)
+                    $0.pointee.sin_addr.s_addr = inet_addr("127.0.0.1")
+                }
+            }
+        }
+        var length = socklen_t(onIPv6Loopback ? MemoryLayout<sockaddr_in6>.size : MemoryLayout<sockaddr_in>.size)
         let bound = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
         }
         guard bound == 0, listen(fd, 1024) == 0 else {
-            let error = SystemError(bound == 0 ? "listen" : "bind", subject: "127.0.0.1:0")
+            let error = SystemError(bound == 0 ? "listen" : "bind", subject: "\(host):0")
             close(fd)
             throw error
         }
@@ -120,7 +134,9 @@ public final class TestHTTPServer {
             close(fd)
             throw error
         }
-        port = UInt16(bigEndian: address.sin_port)
+        // sin_port and sin6_port sit at the same offset.
+        port = UInt16(bigEndian: address.sin6_port)
+        self.host = host
         listenFD = fd
         do {
             listener = try loop.register(fd: fd, interest: .readable) { [weak self] _ in self?.acceptAll() }

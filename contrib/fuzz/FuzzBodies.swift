@@ -1,6 +1,7 @@
 // What each fuzz target does with one input. Kept apart from the libFuzzer glue so the same
 // bodies can be replayed from a test or a debugger. Every body must return normally for any
 // input: a trap, a sanitizer report or a hang is a finding.
+import CCares
 import Glibc
 
 enum FuzzBodies {
@@ -270,5 +271,71 @@ enum FuzzBodies {
         _ = JournalStream.isStandardOutput(environment: environment)
         _ = ProcessStartTime.parse(selfStat: fields[1], systemStat: fields[2], ticksPerSecond: Int64(bytes.last ?? 100) - 1)
         _ = ProcessControl.pidFile(fields[3], names: 4242)
+    }
+
+    /// Names and addresses from outside: a DNS server list as STAPLER_DNS_SERVERS gives it
+    /// (an accepted list must read back the same from its c-ares form), the same bytes as a
+    /// URL whose host and port the HTTP client resolves (a plain name must make a
+    /// CURLOPT_RESOLVE entry curl parses as host:port:addresses), and as a c-ares answer:
+    /// nodes of family, address length, TTL and address bytes, each address in a buffer of
+    /// exactly its claimed length so AddressSanitizer sees any read beyond it.
+    static func dns(_ bytes: [UInt8]) {
+        let text = String(decoding: bytes, as: UTF8.self)
+        if let list = try? NameServerList(parsing: text) {
+            precondition((try? NameServerList(parsing: list.description)) == list, "\(list) does not read back")
+        }
+        if let endpoint = URLEndpoint(url: text), endpoint.isPlainName {
+            precondition(!endpoint.host.isEmpty && !endpoint.host.contains(":") && endpoint.port > 0,
+                         "unusable endpoint \(endpoint) from \(text)")
+            _ = endpoint.resolveEntry([.init(text: "127.0.0.1", isIPv6: false), .init(text: "::1", isIPv6: true)])
+        }
+        fuzzedAddrinfo(bytes) { info in
+            if let answer = ResolvedAddresses(info) {
+                precondition(!answer.addresses.isEmpty && answer.addresses.count <= ResolvedAddresses.maxAddresses)
+                precondition(answer.timeToLive >= 0)
+            }
+        }
+    }
+
+    /// Builds an `ares_addrinfo` from bytes: per node a family byte (even: AF_INET, odd:
+    /// AF_INET6, 0xFF: AF_UNIX), a length byte, four TTL bytes, then `length` address bytes.
+    private static func fuzzedAddrinfo(_ bytes: [UInt8], _ body: (UnsafePointer<ares_addrinfo>) -> Void) {
+        var nodes: [UnsafeMutablePointer<ares_addrinfo_node>] = []
+        var buffers: [UnsafeMutableRawPointer] = []
+        defer {
+            nodes.forEach { $0.deallocate() }
+            buffers.forEach { $0.deallocate() }
+        }
+        var index = 0
+        while index + 6 <= bytes.count && nodes.count < 64 {
+            let familyByte = bytes[index]
+            let length = Int(bytes[index + 1]) % (MemoryLayout<sockaddr_in6>.size + 4)
+            let ttl = bytes[(index + 2)..<(index + 6)].reduce(Int32(0)) { $0 << 8 | Int32($1) }
+            index += 6
+            let buffer = UnsafeMutableRawPointer.allocate(byteCount: max(length, 1), alignment: 1)
+            buffers.append(buffer)
+            let available = min(length, bytes.count - index)
+            bytes.withUnsafeBytes { source in
+                if available > 0 { buffer.copyMemory(from: source.baseAddress! + index, byteCount: available) }
+            }
+            if available < length { (buffer + available).initializeMemory(as: UInt8.self, repeating: 0, count: length - available) }
+            if length >= 2 {
+                // The address's own family field, so both checks of the reader are exercised.
+                let family = familyByte == 0xFF ? AF_UNIX : (familyByte % 2 == 0 ? AF_INET : AF_INET6)
+                buffer.storeBytes(of: sa_family_t(familyByte & 0x40 == 0 ? family : AF_INET), as: sa_family_t.self)
+            }
+            index += available
+            let node = UnsafeMutablePointer<ares_addrinfo_node>.allocate(capacity: 1)
+            node.initialize(to: ares_addrinfo_node())
+            node.pointee.ai_ttl = ttl
+            node.pointee.ai_family = familyByte == 0xFF ? AF_UNIX : (familyByte % 2 == 0 ? AF_INET : AF_INET6)
+            node.pointee.ai_addrlen = ares_socklen_t(length)
+            node.pointee.ai_addr = length == 0 ? nil : buffer.assumingMemoryBound(to: sockaddr.self)
+            nodes.last?.pointee.ai_next = node
+            nodes.append(node)
+        }
+        var info = ares_addrinfo()
+        info.nodes = nodes.first
+        withUnsafePointer(to: &info) { body($0) }
     }
 }

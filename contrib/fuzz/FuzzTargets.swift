@@ -6,7 +6,7 @@ import Glibc
 
 enum FuzzTarget: String, CaseIterable {
     case pem, config, haproxycfg, framer, ocsp, headers
-    case metrics, addresses
+    case metrics, addresses, dns
     case command, issuer
     case http, listing, inotify, commandline, process
 
@@ -28,6 +28,7 @@ enum FuzzTarget: String, CaseIterable {
         case .commandline: "command line words, for the daemon and for check, through to the options"
         case .process: "environment (NOTIFY_SOCKET, HOME, JOURNAL_STREAM), /proc stat texts, the pid file"
         case .issuer: "CA Issuers answers (DER, PEM, PKCS#7), then acceptance as the issuer of a fixed leaf"
+        case .dns: "STAPLER_DNS_SERVERS lists, URL hosts and ports, c-ares answers (ares_addrinfo) read into addresses"
         }
     }
 }
@@ -102,6 +103,7 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     case .commandline: FuzzBodies.commandLine(bytes)
     case .process: FuzzBodies.process(bytes)
     case .issuer: FuzzBodies.issuer(bytes, leaf: issuedLeaf!)
+    case .dns: FuzzBodies.dns(bytes)
     }
     return 0
 }

@@ -24,7 +24,7 @@ case "$sanitizers" in *address*) cflags+=(-fsanitize=address,fuzzer-no-link) ;; 
 module_flags=()
 build_log="$build/build.log"
 : > "$build_log"
-for shim in CEpoll CCurl COpenSSL; do
+for shim in CEpoll CCurl CCares COpenSSL; do
     clang "${cflags[@]}" -I "$root/Sources/$shim/include" -c "$root/Sources/$shim/shim.c" -o "$build/$shim.o" \
         >> "$build_log" 2>&1 || { cat "$build_log"; exit 2; }
     mkdir -p "$build/modules/$shim"
@@ -38,7 +38,7 @@ mapfile -t sources < <(find "$root/Sources/Reactor" "$root/Sources/Stapler" -nam
 swiftc -parse-as-library -module-name Reactor -sanitize="$sanitizers" -O -g \
     -suppress-warnings "${module_flags[@]}" \
     "${sources[@]}" "$root/contrib/fuzz/FuzzTargets.swift" "$root/contrib/fuzz/FuzzBodies.swift" \
-    "$build/CEpoll.o" "$build/CCurl.o" "$build/COpenSSL.o" -lcurl -lssl -lcrypto \
+    "$build/CEpoll.o" "$build/CCurl.o" "$build/CCares.o" "$build/COpenSSL.o" -lcurl -lcares -lssl -lcrypto \
     -o "$build/stapler-fuzz" >> "$build_log" 2>&1 || { grep -v 'Cannot export local symbol' "$build_log"; exit 2; }
 
 mapfile -t all_targets < <(STAPLER_FUZZ_TARGET=list "$build/stapler-fuzz" 2>/dev/null | cut -f1)
@@ -99,6 +99,10 @@ cp "$pki/ca.pem" "$work/seeds/issuer/"
 openssl x509 -in "$pki/ca.pem" -outform DER -out "$work/seeds/issuer/ca.der"
 openssl crl2pkcs7 -nocrl -certfile "$pki/ca.pem" -outform DER -out "$work/seeds/issuer/ca.p7c"
 openssl crl2pkcs7 -nocrl -certfile "$pki/leaf.pem" -certfile "$pki/ca.pem" -out "$work/seeds/issuer/bag.p7b"
+printf '127.0.0.1:5353, [::1]:53,192.0.2.1' > "$work/seeds/dns/servers"
+printf 'http://user@OCSP.Example.test.:8080/x?y#z' > "$work/seeds/dns/url"
+printf 'https://[2001:db8::1]/ocsp' > "$work/seeds/dns/url-ipv6"
+printf '\x00\x10\x00\x00\x00\x3c\x02\x00\x00\x50\x7f\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x00\x01\x1c\x00\x00\x01\x2c\x0a\x00\x00\x50\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00' > "$work/seeds/dns/addrinfo"
 
 status=0
 export STAPLER_FUZZ_BUNDLE="$pki/bundle.pem"

@@ -7,9 +7,14 @@ public struct HTTPTransferHandle: Hashable, Sendable {
 
 /// An HTTP/HTTPS client on libcurl's multi interface, driven by an `EventLoop`.
 ///
-/// Everything happens on the loop's thread; the client starts no threads of its own. With
-/// IP-literal URLs curl starts none either; a host name is resolved on a short-lived helper
-/// thread of Debian's threaded resolver, which never calls back into Swift.
+/// Everything happens on the loop's thread, and no thread is started: host names are
+/// resolved on the loop by a `NameResolver` (c-ares) and handed to curl with
+/// `CURLOPT_RESOLVE`, so curl's threaded resolver never runs; redirects are followed by the
+/// client for the same reason. Two cases are left to curl's resolver (a short-lived helper
+/// thread that never calls back into Swift): a proxy from the environment (curl resolves
+/// the proxy's name, and the target's name is the proxy's business), and a host that is no
+/// plain ASCII name (curl converts an international name first, or refuses a malformed
+/// one). Time spent resolving is bounded by the resolver, not by the request's timeouts.
 ///
 /// Guarantees:
 /// - Every `start` gets exactly one completion call, on the loop, never from inside `start`,
@@ -20,9 +25,9 @@ public struct HTTPTransferHandle: Hashable, Sendable {
 ///   their completions; call `cancelAll()` first to have them reported (those reports still
 ///   arrive after the client is gone).
 ///
-/// Only http and https are spoken, also on redirects (at most `maxRedirects`). Proxies come
-/// from the standard environment variables (http_proxy, https_proxy, no_proxy), as curl does
-/// by default. Transfers beyond `maxConcurrentTransfers` wait in the client's own queue, at
+/// Only http and https are spoken, also on redirects (at most `maxRedirects`; each hop's
+/// host is resolved like the first). Proxies come from the standard environment variables
+/// (http_proxy, https_proxy, all_proxy, no_proxy), as curl does by default. Transfers beyond `maxConcurrentTransfers` wait in the client's own queue, at
 /// the cost of the request and its closure; their timeouts start when they leave it.
 /// https servers are checked against libcurl's CA bundle, or the ones `Configuration` names
 /// (by default SSL_CERT_FILE and SSL_CERT_DIR when set).
@@ -30,9 +35,13 @@ public final class HTTPClient {
     /// Why a client could not be created.
     public struct SetupError: Error, Sendable, CustomStringConvertible {
         public let description: String
+
+        public init(description: String) { self.description = description }
     }
 
     private let loop: EventLoop
+    /// Resolves the host names of URLs before curl sees them.
+    public let resolver: NameResolver
     private let configuration: Configuration
     private let driver: CurlMultiDriver
     private var pool: CurlEasyPool
@@ -63,6 +72,11 @@ public final class HTTPClient {
         try Self.globalInit()
         guard let driver = CurlMultiDriver(loop: loop) else {
             throw SetupError(description: "curl_multi_init failed")
+        }
+        do {
+            resolver = try NameResolver(loop: loop, configuration: configuration.nameResolution)
+        } catch {
+            throw SetupError(description: error.description)
         }
         self.loop = loop
         self.configuration = configuration
@@ -163,30 +177,68 @@ public final class HTTPClient {
 
     // MARK: Internals
 
+    /// Takes a slot for `transfer` and starts its first hop. While its host is being
+    /// resolved it is active without a curl handle.
     private func activate(_ transfer: HTTPTransfer) {
+        active[transfer.id] = transfer
+        activeByOrigin[transfer.origin, default: 0] += 1
+        startHop(transfer)
+    }
+
+    /// Resolves the host of the transfer's current URL if curl would otherwise resolve it,
+    /// then hands the transfer to curl.
+    private func startHop(_ transfer: HTTPTransfer) {
+        guard let endpoint = URLEndpoint(url: transfer.currentURL), endpoint.isPlainName,
+              !ProxyEnvironment.proxies(transfer.currentURL) else {
+            attachToCurl(transfer, resolveEntry: nil)
+            return
+        }
+        resolver.resolve(endpoint.lookupName) { [weak self] result in
+            // Cancelled (or the client gone) while resolving: nothing left to do.
+            guard let self, self.active[transfer.id] === transfer, transfer.easy == nil else { return }
+            switch result {
+            case .success(let answer):
+                self.attachToCurl(transfer, resolveEntry: endpoint.resolveEntry(answer.addresses))
+            case .failure(let error):
+                self.fail(transfer, .nameNotResolved(host: error.host, detail: error.detail))
+            }
+        }
+    }
+
+    /// Never called from inside a curl callback: failures complete at once.
+    private func attachToCurl(_ transfer: HTTPTransfer, resolveEntry: String?) {
+        guard transfer.remainingTime > .zero else {
+            fail(transfer, .timedOut(after: transfer.totalTimeout))
+            return
+        }
         guard let handle = pool.take() else {
-            completeSoon(transfer, .curl(code: Int(CURLE_OUT_OF_MEMORY.rawValue), message: "cannot create a curl handle"))
+            fail(transfer, .curl(code: Int(CURLE_OUT_OF_MEMORY.rawValue), message: "cannot create a curl handle"))
             return
         }
         do {
-            try transfer.attach(to: handle, userAgent: configuration.userAgent,
-                                maxRedirects: configuration.maxRedirects,
+            try transfer.attach(to: handle, userAgent: configuration.userAgent, resolveEntry: resolveEntry,
                                 trustedCAFile: configuration.trustedCAFile,
                                 trustedCADirectory: configuration.trustedCADirectory)
         } catch {
             pool.give(handle)
-            completeSoon(transfer, error.reason)
+            fail(transfer, error.reason)
             return
         }
         let code = driver.add(handle.pointer)
         guard code == CURLM_OK else {
             _ = transfer.detach()
             pool.give(handle)
-            completeSoon(transfer, .curl(code: Int(code.rawValue), message: String(cString: curl_multi_strerror(code))))
+            fail(transfer, .curl(code: Int(code.rawValue), message: String(cString: curl_multi_strerror(code))))
             return
         }
-        active[transfer.id] = transfer
-        activeByOrigin[transfer.origin, default: 0] += 1
+    }
+
+    /// Ends an active transfer that has no curl handle, frees its slot and reports `reason`
+    /// (deferred: this may run inside `start`).
+    private func fail(_ transfer: HTTPTransfer, _ reason: HTTPError.Reason) {
+        _ = removeActive(transfer.id)
+        completeSoon(transfer, reason)
+        loop.executeSoon { [weak self] in self?.startQueued() }
     }
 
     private func removeActive(_ id: UInt64) -> HTTPTransfer? {
@@ -233,11 +285,39 @@ public final class HTTPClient {
             driver.remove(easy)
             return
         }
+        if let redirect = transfer.redirectTarget(for: code) {
+            follow(transfer, to: redirect.url, status: redirect.status)
+            return
+        }
         let result = transfer.outcome(for: code, maxRedirects: configuration.maxRedirects)
         _ = removeActive(transfer.id)
         release(transfer)
         startQueued()
         transfer.completion(result)
+    }
+
+    /// The next hop of a redirect, on http or https, at most `maxRedirects` of them.
+    private func follow(_ transfer: HTTPTransfer, to target: String, status: Int) {
+        let failure: HTTPError.Reason?
+        if transfer.redirectsFollowed >= max(0, configuration.maxRedirects) {
+            failure = .tooManyRedirects(limit: configuration.maxRedirects)
+        } else if URLEndpoint(url: target) == nil {
+            failure = .protocolError("redirect to a URL other than http or https: \(ASCII.printable(target.utf8))")
+        } else {
+            failure = nil
+        }
+        release(transfer)
+        if let failure {
+            _ = removeActive(transfer.id)
+            startQueued()
+            transfer.completion(.failure(HTTPError(url: transfer.url, reason: failure)))
+            return
+        }
+        let remaining = activeByOrigin[transfer.origin, default: 1] - 1
+        activeByOrigin[transfer.origin] = remaining > 0 ? remaining : nil
+        transfer.follow(redirectTo: target, status: status)
+        activeByOrigin[transfer.origin, default: 0] += 1
+        startHop(transfer)
     }
 
     private func abandon(easy: UnsafeMutableRawPointer, reason: HTTPError.Reason) {

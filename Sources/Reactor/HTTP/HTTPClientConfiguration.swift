@@ -25,13 +25,16 @@ extension HTTPClient {
         /// A directory of hashed CA certificates (`openssl rehash`) checked as well
         /// (CURLOPT_CAPATH); nil keeps libcurl's built-in one (Debian: /etc/ssl/certs).
         public var trustedCADirectory: String?
+        /// How URL host names are resolved (DNS servers, timeouts, the answer cache).
+        public var nameResolution: NameResolver.Configuration
 
         public init(userAgent: String? = nil, maxConcurrentTransfers: Int = 8,
                     maxConnectionsPerHost: Int = 4, maxTotalConnections: Int = 16,
                     maxCachedConnections: Int = 16, maxRedirects: Int = 3,
                     idleHandlePoolSize: Int = 8,
                     trustedCAFile: String? = environmentPath("SSL_CERT_FILE"),
-                    trustedCADirectory: String? = environmentPath("SSL_CERT_DIR")) {
+                    trustedCADirectory: String? = environmentPath("SSL_CERT_DIR"),
+                    nameResolution: NameResolver.Configuration = NameResolver.Configuration()) {
             self.userAgent = userAgent
             self.maxConcurrentTransfers = maxConcurrentTransfers
             self.maxConnectionsPerHost = maxConnectionsPerHost
@@ -39,6 +42,7 @@ extension HTTPClient {
             self.maxCachedConnections = maxCachedConnections
             self.maxRedirects = maxRedirects
             self.idleHandlePoolSize = idleHandlePoolSize
+            self.nameResolution = nameResolution
             self.trustedCAFile = trustedCAFile
             self.trustedCADirectory = trustedCADirectory
         }

@@ -6,7 +6,10 @@ public struct HTTPError: Error, Equatable, Sendable, CustomStringConvertible {
         case timedOut(after: Duration)
         /// No connection within the request's connect timeout.
         case connectTimedOut(after: Duration)
-        /// Name resolution or the TCP connection failed; curl's message says which.
+        /// The URL's host name gave no address (NXDOMAIN, no record, no DNS answer in time).
+        case nameNotResolved(host: String, detail: String)
+        /// The TCP connection failed (or curl's own name resolution, for a proxy); curl's
+        /// message says which.
         case connectFailed(String)
         /// TLS handshake or certificate verification failed.
         case tlsFailed(String)
@@ -33,6 +36,7 @@ public struct HTTPError: Error, Equatable, Sendable, CustomStringConvertible {
             switch self {
             case .timedOut(let limit): return "timed out after \(limit.shortDescription)"
             case .connectTimedOut(let limit): return "connect timed out after \(limit.shortDescription)"
+            case .nameNotResolved(let host, let detail): return "\(host): name not resolved: \(detail)"
             case .connectFailed(let message): return "connect failed: \(message)"
             case .tlsFailed(let message): return "TLS failed: \(message)"
             case .tooLarge(let limit): return "response body larger than \(limit) bytes"

@@ -8,19 +8,30 @@ import CCurl
 /// CURLOPT_PRIVATE holds its id (never 0), which leads back to it from a finished handle.
 final class HTTPTransfer {
     let id: UInt64
+    /// The URL asked for, which every report names.
     let url: String
-    /// `HTTPClient.origin(of: url)`, for the client's count of transfers per origin.
-    let origin: String
+    /// Where the current hop goes: `url`, or the target of the last redirect followed.
+    private(set) var currentURL: String
+    /// `HTTPClient.origin(of: currentURL)`, for the client's count of transfers per origin.
+    private(set) var origin: String
+    /// Redirects followed so far (the client follows them itself, after resolving).
+    private(set) var redirectsFollowed = 0
     let completion: (Result<HTTPResponse, HTTPError>) -> Void
     let connectTimeout: Duration
     let totalTimeout: Duration
     let errorStatusIsFailure: Bool
 
-    /// The method, header fields and body, kept only until curl has its own copy.
-    private var pending: (method: HTTPRequest.Method, headers: [(name: String, value: String)], body: [UInt8])?
+    /// The method, header fields and body, kept for every hop of a redirect.
+    private var method: HTTPRequest.Method
+    private let headers: [(name: String, value: String)]
+    private var requestBody: [UInt8]
     private(set) var easy: CurlEasyHandle?
     private var headerList: UnsafeMutablePointer<curl_slist>?
+    /// The `CURLOPT_RESOLVE` entry of this hop; curl reads it when the transfer starts.
+    private var resolveList: UnsafeMutablePointer<curl_slist>?
+    /// When the first hop was handed to curl: the total timeout counts from here.
     private(set) var startedAt = MonotonicInstant(nanoseconds: 0)
+    private var hasStarted = false
 
     /// What curl's write and header callbacks have delivered so far (with the size caps).
     fileprivate(set) var response: HTTPResponseCollector
@@ -28,6 +39,7 @@ final class HTTPTransfer {
     init(id: UInt64, request: HTTPRequest, completion: @escaping (Result<HTTPResponse, HTTPError>) -> Void) {
         self.id = id
         url = request.url
+        currentURL = request.url
         origin = HTTPClient.origin(of: request.url)
         self.completion = completion
         // curl treats 0 as "no limit": every transfer gets a real deadline.
@@ -35,10 +47,12 @@ final class HTTPTransfer {
         connectTimeout = min(max(request.connectTimeout, .milliseconds(1)), totalTimeout)
         response = HTTPResponseCollector(maxBodyBytes: request.maxBodyBytes, maxHeaderBytes: request.maxHeaderBytes)
         errorStatusIsFailure = request.errorStatusIsFailure
-        pending = (request.method, request.headers, request.method == .post ? request.body : [])
+        method = request.method
+        headers = request.headers
+        requestBody = request.method == .post ? request.body : []
     }
 
-    deinit { freeHeaderList() }
+    deinit { freeLists() }
 
     /// Why the request cannot be sent as given, or nil.
     static func problem(with request: HTTPRequest) -> String? {
@@ -56,12 +70,18 @@ final class HTTPTransfer {
 
     // MARK: Attaching to curl
 
-    /// Sets every option of `handle` for this transfer; on failure the handle is left to the
-    /// caller, still unattached.
-    func attach(to handle: CurlEasyHandle, userAgent: String?, maxRedirects: Int,
+    /// The time left of the total timeout (all of it before the first hop).
+    var remainingTime: Duration {
+        hasStarted ? totalTimeout - MonotonicInstant.now().duration(since: startedAt) : totalTimeout
+    }
+
+    /// Sets every option of `handle` for the current hop; on failure the handle is left to
+    /// the caller, still unattached. `resolveEntry` ("host:port:addresses") gives curl the
+    /// addresses of a host name, so that curl resolves nothing itself.
+    func attach(to handle: CurlEasyHandle, userAgent: String?, resolveEntry: String?,
                 trustedCAFile: String?, trustedCADirectory: String?) throws(HTTPError) {
-        guard let pending else { return }
         let easy = handle.pointer
+        let remaining = max(remainingTime, .milliseconds(1))
         let me = Unmanaged.passUnretained(self).toOpaque()
         var failure: (CURLcode, String)?
         func check(_ code: CURLcode, _ what: String) {
@@ -69,13 +89,14 @@ final class HTTPTransfer {
         }
 
         check(ccurl_easy_setopt_long(easy, CURLOPT_NOSIGNAL, 1), "NOSIGNAL")
-        check(ccurl_easy_setopt_string(easy, CURLOPT_URL, url), "URL")
+        check(ccurl_easy_setopt_string(easy, CURLOPT_URL, currentURL), "URL")
         check(ccurl_easy_setopt_string(easy, CURLOPT_PROTOCOLS_STR, "http,https"), "PROTOCOLS_STR")
-        check(ccurl_easy_setopt_string(easy, CURLOPT_REDIR_PROTOCOLS_STR, "http,https"), "REDIR_PROTOCOLS_STR")
-        check(ccurl_easy_setopt_long(easy, CURLOPT_FOLLOWLOCATION, 1), "FOLLOWLOCATION")
-        check(ccurl_easy_setopt_long(easy, CURLOPT_MAXREDIRS, max(0, maxRedirects)), "MAXREDIRS")
-        check(ccurl_easy_setopt_long(easy, CURLOPT_CONNECTTIMEOUT_MS, Int(connectTimeout.millisecondsRoundedUp)), "CONNECTTIMEOUT_MS")
-        check(ccurl_easy_setopt_long(easy, CURLOPT_TIMEOUT_MS, Int(totalTimeout.millisecondsRoundedUp)), "TIMEOUT_MS")
+        // Redirects are followed by the client, after resolving the new host on the loop:
+        // curl following them would resolve it on its own thread.
+        check(ccurl_easy_setopt_long(easy, CURLOPT_FOLLOWLOCATION, 0), "FOLLOWLOCATION")
+        check(ccurl_easy_setopt_long(easy, CURLOPT_CONNECTTIMEOUT_MS,
+                                     Int(min(connectTimeout, remaining).millisecondsRoundedUp)), "CONNECTTIMEOUT_MS")
+        check(ccurl_easy_setopt_long(easy, CURLOPT_TIMEOUT_MS, Int(remaining.millisecondsRoundedUp)), "TIMEOUT_MS")
         // Stops an announced oversize body before it is read; unannounced ones are cut by
         // the write callback (7.88.1 does not apply MAXFILESIZE to them).
         check(ccurl_easy_setopt_off_t(easy, CURLOPT_MAXFILESIZE_LARGE, curl_off_t(response.maxBodyBytes)), "MAXFILESIZE_LARGE")
@@ -90,9 +111,19 @@ final class HTTPTransfer {
         if let trustedCAFile { check(ccurl_easy_setopt_string(easy, CURLOPT_CAINFO, trustedCAFile), "CAINFO") }
         if let trustedCADirectory { check(ccurl_easy_setopt_string(easy, CURLOPT_CAPATH, trustedCADirectory), "CAPATH") }
 
-        freeHeaderList()
-        var fields = pending.headers.map { "\($0.name): \($0.value)" }
-        if pending.method == .post && !pending.headers.contains(where: { $0.name.lowercased() == "expect" }) {
+        freeLists()
+        if let resolveEntry {
+            // Permanent entries (no "+"): curl replaces them on the next transfer and never
+            // lets one expire between adding it and connecting, which would make it resolve.
+            if let list = curl_slist_append(nil, resolveEntry) {
+                resolveList = list
+                check(ccurl_easy_setopt_pointer(easy, CURLOPT_RESOLVE, list), "RESOLVE")
+            } else {
+                check(CURLE_OUT_OF_MEMORY, "RESOLVE")
+            }
+        }
+        var fields = headers.map { "\($0.name): \($0.value)" }
+        if method == .post && !headers.contains(where: { $0.name.lowercased() == "expect" }) {
             // No "Expect: 100-continue" round trip (and its 1 s wait on servers that ignore it).
             fields.append("Expect:")
         }
@@ -105,14 +136,14 @@ final class HTTPTransfer {
         }
         if let headerList { check(ccurl_easy_setopt_pointer(easy, CURLOPT_HTTPHEADER, headerList), "HTTPHEADER") }
 
-        switch pending.method {
+        switch method {
         case .get:
             check(ccurl_easy_setopt_long(easy, CURLOPT_HTTPGET, 1), "HTTPGET")
         case .post:
             check(ccurl_easy_setopt_long(easy, CURLOPT_POST, 1), "POST")
-            check(ccurl_easy_setopt_off_t(easy, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(pending.body.count)), "POSTFIELDSIZE_LARGE")
+            check(ccurl_easy_setopt_off_t(easy, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(requestBody.count)), "POSTFIELDSIZE_LARGE")
             // COPYPOSTFIELDS: curl keeps its own copy, so the Swift array can go right away.
-            let code = pending.body.withUnsafeBytes { bytes -> CURLcode in
+            let code = requestBody.withUnsafeBytes { bytes -> CURLcode in
                 guard let base = bytes.baseAddress else {
                     return ccurl_easy_setopt_string(easy, CURLOPT_COPYPOSTFIELDS, "")
                 }
@@ -122,27 +153,58 @@ final class HTTPTransfer {
         }
 
         if let (code, what) = failure {
-            freeHeaderList()
+            freeLists()
             let message = String(cString: curl_easy_strerror(code))
             throw HTTPError(url: url, reason: code == CURLE_UNSUPPORTED_PROTOCOL || code == CURLE_URL_MALFORMAT
                 ? .invalidRequest(message)
                 : .curl(code: Int(code.rawValue), message: "setting \(what): \(message)"))
         }
-        self.pending = nil
         self.easy = handle
-        startedAt = .now()
+        if !hasStarted {
+            hasStarted = true
+            startedAt = .now()
+        }
     }
 
     /// Takes the easy handle back (already removed from the multi handle by the caller).
     func detach() -> CurlEasyHandle? {
-        freeHeaderList()
+        freeLists()
         defer { easy = nil }
         return easy
     }
 
-    private func freeHeaderList() {
+    private func freeLists() {
         if let headerList { curl_slist_free_all(headerList) }
         headerList = nil
+        if let resolveList { curl_slist_free_all(resolveList) }
+        resolveList = nil
+    }
+
+    // MARK: Redirects
+
+    /// Where a finished hop redirects to: its status is 3xx and curl worked out the
+    /// absolute target from its Location. Nil for any other ending.
+    func redirectTarget(for code: CURLcode) -> (status: Int, url: String)? {
+        guard code == CURLE_OK, let handle = easy else { return nil }
+        var status = 0
+        _ = ccurl_easy_getinfo_long(handle.pointer, CURLINFO_RESPONSE_CODE, &status)
+        guard (300..<400).contains(status) else { return nil }
+        var target: UnsafePointer<CChar>?
+        guard ccurl_easy_getinfo_string(handle.pointer, CURLINFO_REDIRECT_URL, &target) == CURLE_OK, let target
+        else { return nil }
+        return (status, String(cString: target))
+    }
+
+    /// Points the transfer at a redirect's target (detached first). A POST becomes a GET on
+    /// 301, 302 and 303, as curl and browsers do; 307 and 308 repeat it.
+    func follow(redirectTo target: String, status: Int) {
+        currentURL = target
+        origin = HTTPClient.origin(of: target)
+        redirectsFollowed += 1
+        if method == .post && (301...303).contains(status) {
+            method = .get
+            requestBody = []
+        }
     }
 }
 

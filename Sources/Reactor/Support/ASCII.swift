@@ -54,4 +54,16 @@ public enum ASCII {
         output.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "x")])
         appendHex(byte, to: &output)
     }
+
+    /// Hostile bytes made fit for a one-line message: printable ASCII as it is, anything
+    /// else as `\xNN`, at most `limit` bytes of input (then `...`).
+    public static func printable<Bytes: Collection>(_ bytes: Bytes, limit: Int = 200) -> String
+    where Bytes.Element == UInt8 {
+        var output: [UInt8] = []
+        for byte in bytes.prefix(limit) {
+            if (0x20..<0x7F).contains(byte) { output.append(byte) } else { appendEscape(byte, to: &output) }
+        }
+        if bytes.count > limit { output.append(contentsOf: "...".utf8) }
+        return String(decoding: output, as: UTF8.self)
+    }
 }

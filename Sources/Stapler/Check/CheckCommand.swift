@@ -119,7 +119,7 @@ final class CheckFetcher {
 
     init(timeout: Duration) throws {
         loop = try EventLoop()
-        http = try HTTPClient(loop: loop, configuration: OCSPExchange.clientConfiguration(fetchSlots: 1))
+        http = try HTTPClient(loop: loop, configuration: try OCSPExchange.clientConfiguration(fetchSlots: 1))
         self.timeout = timeout
         deadline = MonotonicInstant.now() + timeout
     }

@@ -51,7 +51,7 @@ final class Daemon {
         watcher = CertificateWatcher(loop: loop, logger: logger) { [unowned self] in self.observe($0) }
         // One client for OCSP and issuer fetches: one connection cache, one set of limits.
         let http = try HTTPClient(loop: loop,
-                                  configuration: OCSPExchange.clientConfiguration(fetchSlots: options.renewalThreads))
+                                  configuration: try OCSPExchange.clientConfiguration(fetchSlots: options.renewalThreads))
         refresher = try StapleRefresher(loop: loop, logger: logger, statistics: statistics,
                                         settings: Self.refreshSettings(options), http: http) { [unowned self] in
             self.refreshed($0, $1)

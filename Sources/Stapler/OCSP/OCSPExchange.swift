@@ -1,3 +1,4 @@
+import Glibc
 import Reactor
 
 /// One OCSP question to one responder URL and the rules its answer must pass before it may
@@ -16,9 +17,21 @@ struct OCSPExchange {
     /// Connections curl opens to one responder; also the fetch slots one responder may hold.
     static let connectionsPerResponder = 4
 
-    /// The client settings for `fetchSlots` fetches at once.
-    static func clientConfiguration(fetchSlots: Int) -> HTTPClient.Configuration {
+    /// Replaces the DNS servers of /etc/resolv.conf for responder names (tests point it at
+    /// their own server); documented in stapler(8), ENVIRONMENT.
+    static let nameServersVariable = "STAPLER_DNS_SERVERS"
+
+    /// The client settings for `fetchSlots` fetches at once; throws when
+    /// `STAPLER_DNS_SERVERS` is set but is no list of server addresses.
+    static func clientConfiguration(fetchSlots: Int) throws(HTTPClient.SetupError) -> HTTPClient.Configuration {
         var configuration = HTTPClient.Configuration()
+        if let value = getenv(nameServersVariable) {
+            do {
+                configuration.nameResolution.nameServers = try NameServerList(parsing: String(cString: value))
+            } catch {
+                throw HTTPClient.SetupError(description: "\(nameServersVariable): \(error)")
+            }
+        }
         configuration.userAgent = userAgent
         configuration.maxConcurrentTransfers = fetchSlots
         configuration.maxConnectionsPerHost = connectionsPerResponder

@@ -64,7 +64,7 @@ final class StapleRefresher {
             self.http = http
         } else {
             self.http = try HTTPClient(loop: loop,
-                                       configuration: OCSPExchange.clientConfiguration(fetchSlots: settings.fetchSlots))
+                                       configuration: try OCSPExchange.clientConfiguration(fetchSlots: settings.fetchSlots))
         }
         writer = BatchedFileWriter(loop: loop)
     }
