@@ -6,8 +6,6 @@
 // plain integer constants. The behaviour is in Swift (Sources/Reactor/DNS).
 
 #include <ares.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 
 static const ares_socket_t CCARES_SOCKET_BAD = ARES_SOCKET_BAD;
 static const int CCARES_LIB_INIT_ALL = ARES_LIB_INIT_ALL;

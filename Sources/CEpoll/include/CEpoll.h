@@ -10,6 +10,7 @@
 #include <sys/epoll.h>
 #include <sys/inotify.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/timerfd.h>
 #include <time.h>
 
@@ -32,6 +33,11 @@ static const int CEPOLL_TFD_TIMER_CANCEL_ON_SET = TFD_TIMER_CANCEL_ON_SET;
 
 static const int CEPOLL_SFD_NONBLOCK = SFD_NONBLOCK;
 static const int CEPOLL_SFD_CLOEXEC = SFD_CLOEXEC;
+
+// A non-blocking, close-on-exec stream socket. Also a plain constant because c-ares's header
+// includes <sys/socket.h> too, and in a whole-module build the enum's cases are then found
+// only by files that import CCares.
+static const int CEPOLL_SOCK_STREAM_NONBLOCK_CLOEXEC = SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC;
 
 static const int CEPOLL_IN_NONBLOCK = IN_NONBLOCK;
 static const int CEPOLL_IN_CLOEXEC = IN_CLOEXEC;

@@ -77,7 +77,7 @@ public final class SocketListener {
         if case .unix(let path) = address {
             try UnixSocketFile.clearStale(at: path, address: socketAddress, subject: subject)
         }
-        let flags = Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue)
+        let flags = CEPOLL_SOCK_STREAM_NONBLOCK_CLOEXEC
         let socketFD = socket(socketAddress.family, flags, 0)
         guard socketFD >= 0 else { throw SystemError("socket", subject: subject) }
         if socketAddress.family != AF_UNIX {

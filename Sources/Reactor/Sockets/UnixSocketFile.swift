@@ -1,3 +1,4 @@
+import CEpoll
 import Glibc
 
 /// The file system side of a listening Unix socket: making room at the path before bind,
@@ -34,7 +35,7 @@ struct UnixSocketFile {
     /// Whether a listener is behind the socket file. Non-blocking, so a live listener with
     /// a full backlog (EAGAIN) counts as answering instead of holding up the caller.
     private static func probe(_ address: SocketAddress) -> ProbeResult {
-        let flags = Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue)
+        let flags = CEPOLL_SOCK_STREAM_NONBLOCK_CLOEXEC
         let fd = socket(AF_UNIX, flags, 0)
         guard fd >= 0 else { return .failed(SystemError("socket")) }
         defer { close(fd) }

@@ -1,3 +1,4 @@
+import CEpoll
 import Glibc
 
 /// A non-blocking client connection to a unix stream socket, driven by an `EventLoop`.
@@ -75,7 +76,7 @@ public final class UnixStream {
             state = .closed
             throw error(path.isEmpty ? .missing : .pathTooLong(limit: UnixSocketAddress.maxPathLength))
         }
-        fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        fd = socket(AF_UNIX, CEPOLL_SOCK_STREAM_NONBLOCK_CLOEXEC, 0)
         guard fd >= 0 else {
             state = .closed
             throw error(.system(call: "socket", errno: errno))
