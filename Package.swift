@@ -15,12 +15,14 @@ let package = Package(
         .target(name: "CCurl", linkerSettings: [.linkedLibrary("curl")]),
         .target(name: "CCares", linkerSettings: [.linkedLibrary("cares")]),
         .target(name: "COpenSSL", linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto")]),
+        .target(name: "CLandlock"),
+        .target(name: "CSeccomp", linkerSettings: [.linkedLibrary("seccomp")]),
 
         // The event loop and its I/O sources. Knows nothing about OCSP.
         .target(name: "Reactor", dependencies: ["CEpoll", "CCurl", "CCares"]),
 
         // The daemon. An executable target that tests can still `@testable import`.
-        .executableTarget(name: "Stapler", dependencies: ["Reactor", "COpenSSL"]),
+        .executableTarget(name: "Stapler", dependencies: ["Reactor", "COpenSSL", "CLandlock", "CSeccomp"]),
 
         // Real peers for the tests: a scriptable HTTP server on the Reactor, a throwaway PKI
         // (openssl CLI), an `openssl ocsp` responder and HAProxy processes.

@@ -8,9 +8,12 @@ import Reactor
 let arguments = Array(CommandLine.arguments.dropFirst())
 let environment = ProcessEnvironment.current()
 
+// `stapler sandbox-check [options]` takes the daemon's options.
+let checksSandbox = arguments.first == "sandbox-check"
 let command: Command
 do {
-    command = try ConfigurationLoader.load(arguments: arguments, environment: environment)
+    command = try ConfigurationLoader.load(arguments: checksSandbox ? Array(arguments.dropFirst()) : arguments,
+                                           environment: environment)
 } catch {
     // `check` is a monitoring plugin: its usage errors are UNKNOWN (3), on standard output.
     if arguments.first == "check" { exit(CheckCommand.usageFailure(error)) }
@@ -24,6 +27,8 @@ case .help(let text), .version(let text):
     exit(0)
 case .check(let checkOptions):
     exit(CheckCommand.run(checkOptions))
+case .run(let options) where checksSandbox:
+    exit(SandboxCheck.run(options: options, environment: environment))
 case .run(let options):
     exit(DaemonRunner.run(options: options, arguments: arguments, environment: environment))
 }

@@ -98,3 +98,7 @@ struct URLEndpoint: Equatable {
         "\(host):\(port):" + addresses.map(\.description).joined(separator: ",")
     }
 }
+
+/// The TCP port an http or https URL connects to, read as curl reads it; nil for any other
+/// URL. The sandbox allows connections to the ports of the responders' URLs.
+public func connectPort(ofURL url: String) -> UInt16? { URLEndpoint(url: url)?.port }

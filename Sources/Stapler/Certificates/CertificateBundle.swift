@@ -66,7 +66,7 @@ enum CertificateBundle {
         }
         guard let issuerCertificate else {
             let missing = MissingIssuer(leafDER: leaf.der ?? [], issuerName: leaf.issuerName,
-                                        caIssuersURLs: leaf.caIssuersURLs, companions: companions)
+                                        caIssuersURLs: leaf.caIssuersURLs, ocspURLs: urls, companions: companions)
             throw CertificateBundleError(path: path, reason: .issuerNotFound, subject: subject, missingIssuer: missing)
         }
         guard let certID = CertID(certificate: leaf, issuer: issuerCertificate),

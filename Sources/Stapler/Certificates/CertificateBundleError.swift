@@ -68,6 +68,8 @@ struct MissingIssuer: Equatable, Sendable {
     let issuerName: String
     /// http CA Issuers URLs from the leaf's AIA extension, in certificate order.
     let caIssuersURLs: [String]
+    /// The leaf's OCSP URLs, asked once the issuer is in (the sandbox opens their ports).
+    let ocspURLs: [String]
     /// The `.issuer` files looked for (beside the certificate, and below `--staple-dir`).
     let companions: [FilePath]
 }

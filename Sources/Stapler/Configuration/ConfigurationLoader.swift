@@ -202,6 +202,7 @@ public enum ConfigurationLoader {
         options.onUpdateCommand = (cli.onUpdate ?? file?.onUpdate)?.value
         options.onUpdateInterval = cli.onUpdateInterval ?? file?.onUpdateInterval ?? options.onUpdateInterval
         options.onUpdateTimeout = cli.onUpdateTimeout ?? file?.onUpdateTimeout ?? options.onUpdateTimeout
+        options.sandbox = cli.sandbox ?? file?.sandbox ?? options.sandbox
         options.warnings = warnings
         return options
     }

@@ -14,6 +14,7 @@ enum Setting: Equatable, Sendable {
     case fetch, warning, critical, timeout
     case onUpdate, onUpdateInterval, onUpdateTimeout
     case noFetchIssuers
+    case sandbox, noSandbox
 }
 
 /// How many values an option takes, as argparse's `nargs` would say.
@@ -84,6 +85,8 @@ enum OptionTable {
         OptionSpec(.daemon, ["daemon"], short: "D", .flag),
         OptionSpec(.interactive, ["interactive", "no-daemon"], .flag),
         OptionSpec(.pidFile, ["pidfile"], .one, value: "FILE"),
+        OptionSpec(.noSandbox, ["no-sandbox"], .flag),
+        OptionSpec(.sandbox, ["sandbox"], .toggle, value: "BOOL"),
         OptionSpec(.config, ["config"], short: "c", .one, value: "FILE"),
         OptionSpec(.version, ["version"], short: "V", .flag, configurable: false),
         OptionSpec(.help, ["help"], short: "h", .flag, configurable: false),

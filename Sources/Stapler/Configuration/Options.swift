@@ -103,6 +103,9 @@ public struct Options: Equatable, Sendable {
     public var onUpdateInterval: Duration = .seconds(30)
     /// `--on-update-timeout`: how long it may run before SIGTERM (SIGKILL 5 s later).
     public var onUpdateTimeout: Duration = .seconds(60)
+    /// Confine the daemon with Landlock and seccomp once started (off with `--no-sandbox`
+    /// or `sandbox = false`).
+    public var sandbox = true
     /// Things worth one log line each once logging is up: deprecated spellings, clamped
     /// values, stats sockets without `level admin`.
     public var warnings: [String] = []

@@ -37,6 +37,8 @@ struct SettingsLayer: Equatable {
     var refreshInterval: Duration?
     var noRecycle: Bool?
     var noFetchIssuers: Bool?
+    /// Confine the daemon (`sandbox = false`, `--no-sandbox` turn it off).
+    var sandbox: Bool?
     var oneOff: Bool?
     /// How many times `-v` was given.
     var verboseCount = 0
@@ -92,6 +94,13 @@ struct SettingsLayer: Equatable {
             noRecycle = try flag(raw)
         case .noFetchIssuers:
             noFetchIssuers = try flag(raw)
+        case .sandbox:
+            switch raw {
+            case .flag(let on): sandbox = on
+            default: sandbox = try SettingValueParser.boolean(try single(raw))
+            }
+        case .noSandbox:
+            if try flag(raw) { sandbox = false }
         case .oneOff:
             oneOff = try flag(raw)
         case .verbose:

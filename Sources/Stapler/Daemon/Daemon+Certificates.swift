@@ -7,6 +7,7 @@ extension Daemon {
         switch observation {
         case .scanned(let files):
             reconcile(files)
+            closeSandboxNetwork()
         case .present(let path, let status, let location):
             if let certificate = certificates[path] {
                 guard certificate.fileStatus != status else { return }
@@ -70,6 +71,7 @@ extension Daemon {
         }
         if certificate.record?.certID != record.certID { refresher.forget(certificate) }
         certificate.record = record
+        sandboxSaw(record.ocspURLs)
         logger.debug("\(certificate.path): \(record.subject), serial \(record.serialHex), "
                      + "OCSP \(record.ocspURLs.joined(separator: " ")), must-staple \(record.mustStaple)")
         guard !isStopping else { return }
@@ -87,6 +89,7 @@ extension Daemon {
         // A missing issuer being fetched: the fetch's own lines say so, once for all the
         // certificates of that issuer.
         var fetching = false
+        if let missing = error.missingIssuer { sandboxSaw(missing.caIssuersURLs + missing.ocspURLs) }
         if let missing = error.missingIssuer, options.fetchIssuers, !isStopping {
             fetching = issuerFetcher.request(missing, for: certificate.path, location: Self.stapleLocation(options))
         }

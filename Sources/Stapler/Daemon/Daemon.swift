@@ -31,6 +31,8 @@ final class Daemon {
     private var metrics: MetricsServer!
     private var signals: SignalSource?
     private var clockSteps: WallClockSteps?
+    /// The confinement in force (Daemon+Sandbox.swift); nil when none was asked for.
+    var sandbox: Sandbox?
     /// Where to tell systemd about start, reload and stop (Daemon+ServiceNotifier.swift).
     var serviceNotifier: ServiceNotifier?
 
@@ -168,7 +170,7 @@ final class Daemon {
         }
         if let reloadOptions {
             do {
-                let fresh = try reloadOptions()
+                let fresh = admitToSandbox(try reloadOptions())
                 if fresh.oneOff != options.oneOff || fresh.daemonize != options.daemonize {
                     logger.warning("SIGHUP: --one-off and --daemon changes take effect at the next start")
                 }

@@ -45,6 +45,10 @@ enum DaemonRunner {
             if let pidFile = options.pidFile { try ProcessControl.writePidFile(pidFile) }
             defer { if let pidFile = options.pidFile { ProcessControl.removePidFile(pidFile) } }
             daemon.serviceNotifier = ServiceNotifier(environment: environment)
+            // Confined from here on: after everything opened once at start (log, curl, pid
+            // file, the --on-update launcher forked above) and before the first certificate
+            // is read in daemon.start().
+            daemon.sandbox = confine(options: options, environment: environment, logger: logger)
             try daemon.start()
             startReport?.started()
             daemon.notifyService(.ready)
@@ -55,5 +59,14 @@ enum DaemonRunner {
             logger.critical("cannot run: \(error)")
             return 1
         }
+    }
+
+    /// Applies the sandbox the options ask for; one info line saying what is in force, or one
+    /// warning when the kernel refused part of it (the daemon runs on either way).
+    private static func confine(options: Options, environment: [String: String], logger: Logger) -> Sandbox? {
+        let sandbox = Sandbox.confine(SandboxPlan(options: options, environment: environment))
+        if sandbox.isComplete { logger.info(sandbox.summary) } else { logger.warning(sandbox.summary) }
+        for notice in sandbox.notices { logger.warning(notice) }
+        return options.sandbox ? sandbox : nil
     }
 }
