@@ -190,8 +190,11 @@ final class MetricsEndToEndTests: XCTestCase {
         try FileManager.default.createDirectory(atPath: certs, withIntermediateDirectories: true)
         let first = freeLoopbackPort()
         let config = temp.file("stapler.conf")
+        // Confined, the daemon may bind only the port it started with: the move needs the
+        // sandbox off (SandboxEndToEndTests shows the refusal with it on).
         func writeConfig(_ port: UInt16) throws {
-            try "cert-paths = [\(certs)]\nmetrics = 127.0.0.1:\(port)\n".write(toFile: config, atomically: true, encoding: .utf8)
+            try "cert-paths = [\(certs)]\nmetrics = 127.0.0.1:\(port)\nsandbox = false\n"
+                .write(toFile: config, atomically: true, encoding: .utf8)
         }
         try writeConfig(first)
         let daemon = try startDaemon(["-c", config])
@@ -258,12 +261,15 @@ final class MetricsEndToEndTests: XCTestCase {
         try FileManager.default.createDirectory(atPath: certs, withIntermediateDirectories: true)
         let socket = temp.file("metrics.sock")
         let config = temp.file("stapler.conf")
-        try "cert-paths = [\(certs)]\nmetrics = \(socket)\n".write(toFile: config, atomically: true, encoding: .utf8)
+        // Confined, the daemon may bind no TCP port when it started on a unix socket: the move
+        // needs the sandbox off (SandboxEndToEndTests shows the refusal with it on).
+        try "cert-paths = [\(certs)]\nmetrics = \(socket)\nsandbox = false\n".write(toFile: config, atomically: true, encoding: .utf8)
         let daemon = try startDaemon(["-c", config])
         XCTAssertEqual(try scrape(unixSocket: socket).status, 200)
 
         let port = freeLoopbackPort()
-        try "cert-paths = [\(certs)]\nmetrics = 127.0.0.1:\(port)\n".write(toFile: config, atomically: true, encoding: .utf8)
+        try "cert-paths = [\(certs)]\nmetrics = 127.0.0.1:\(port)\nsandbox = false\n"
+            .write(toFile: config, atomically: true, encoding: .utf8)
         let offset = daemon.log.utf8.count
         daemon.signal(SIGHUP)
         XCTAssertTrue(waitUntil { self.logSince(daemon, offset).contains("configuration reloaded") }, daemon.log)

@@ -271,6 +271,10 @@ enum FuzzBodies {
         _ = JournalStream.isStandardOutput(environment: environment)
         _ = ProcessStartTime.parse(selfStat: fields[1], systemStat: fields[2], ticksPerSecond: Int64(bytes.last ?? 100) - 1)
         _ = ProcessControl.pidFile(fields[3], names: 4242)
+        // The sandbox's ports from proxy variables, STAPLER_DNS_SERVERS and NOTIFY_SOCKET.
+        let plan = SandboxPlan(options: Options(), environment: environment, pathKinds: { _ in .missing })
+        precondition(plan.connectPorts.isSuperset(of: [SandboxPlan.httpPort, SandboxPlan.httpsPort]), "default ports lost")
+        precondition(!plan.connectPorts.contains(0), "port 0 allowed")
     }
 
     /// Names and addresses from outside: a DNS server list as STAPLER_DNS_SERVERS gives it

@@ -26,7 +26,7 @@ enum FuzzTarget: String, CaseIterable {
         case .listing: "HAProxy `show ssl cert` listing, through to the name lookup by real path"
         case .inotify: "inotify event records, through to the paths the daemon looks at again"
         case .commandline: "command line words, for the daemon and for check, through to the options"
-        case .process: "environment (NOTIFY_SOCKET, HOME, JOURNAL_STREAM), /proc stat texts, the pid file"
+        case .process: "environment (NOTIFY_SOCKET, HOME, JOURNAL_STREAM, proxy ports for the sandbox), /proc stat texts, the pid file"
         case .issuer: "CA Issuers answers (DER, PEM, PKCS#7), then acceptance as the issuer of a fixed leaf"
         case .dns: "STAPLER_DNS_SERVERS lists, URL hosts and ports, c-ares answers (ares_addrinfo) read into addresses"
         }

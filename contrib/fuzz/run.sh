@@ -24,7 +24,7 @@ case "$sanitizers" in *address*) cflags+=(-fsanitize=address,fuzzer-no-link) ;; 
 module_flags=()
 build_log="$build/build.log"
 : > "$build_log"
-for shim in CEpoll CCurl CCares COpenSSL; do
+for shim in CEpoll CCurl CCares COpenSSL CLandlock CSeccomp; do
     clang "${cflags[@]}" -I "$root/Sources/$shim/include" -c "$root/Sources/$shim/shim.c" -o "$build/$shim.o" \
         >> "$build_log" 2>&1 || { cat "$build_log"; exit 2; }
     mkdir -p "$build/modules/$shim"
@@ -38,7 +38,8 @@ mapfile -t sources < <(find "$root/Sources/Reactor" "$root/Sources/Stapler" -nam
 swiftc -parse-as-library -module-name Reactor -sanitize="$sanitizers" -O -g \
     -suppress-warnings "${module_flags[@]}" \
     "${sources[@]}" "$root/contrib/fuzz/FuzzTargets.swift" "$root/contrib/fuzz/FuzzBodies.swift" \
-    "$build/CEpoll.o" "$build/CCurl.o" "$build/CCares.o" "$build/COpenSSL.o" -lcurl -lcares -lssl -lcrypto \
+    "$build/CEpoll.o" "$build/CCurl.o" "$build/CCares.o" "$build/COpenSSL.o" "$build/CLandlock.o" "$build/CSeccomp.o" \
+    -lcurl -lcares -lssl -lcrypto -lseccomp \
     -o "$build/stapler-fuzz" >> "$build_log" 2>&1 || { grep -v 'Cannot export local symbol' "$build_log"; exit 2; }
 
 mapfile -t all_targets < <(STAPLER_FUZZ_TARGET=list "$build/stapler-fuzz" 2>/dev/null | cut -f1)

@@ -90,11 +90,8 @@ struct SandboxPlan: Equatable, Sendable {
                 add(FilePath(String(item)), .read)
             }
         }
-        if let configFile = options.configFile { add(configFile, .read) }
-        // crt-list files and the .cfg files of a directory sit beside haproxy.cfg.
-        for file in options.haproxyConfigFiles {
-            add(pathKinds(file) == .directory ? file : file.directory, .read)
-        }
+        if let configFile = options.configFile { addConfiguration(configFile, pathKinds: pathKinds) }
+        for file in options.haproxyConfigFiles { addConfiguration(file, pathKinds: pathKinds) }
         if let stapleDirectory = options.stapleDirectory {
             directoriesToCreate.append(stapleDirectory)
             add(stapleDirectory, .write)
@@ -142,6 +139,18 @@ struct SandboxPlan: Equatable, Sendable {
         case .missing: addExisting(path.directory, access, pathKinds: pathKinds, named: path)
         }
     }
+
+    /// Editors and configuration tools replace a file by renaming a new one over it, and a
+    /// rule on a file holds its inode: a configuration file is read through its directory
+    /// (where crt-list files and a directory's .cfg files sit too), unless that directory is
+    /// one of `broadDirectories`, where only the file itself is.
+    private mutating func addConfiguration(_ path: FilePath, pathKinds: PathKinds) {
+        if pathKinds(path) == .directory { return add(path, .read) }
+        add(Self.broadDirectories.contains(path.directory) ? path : path.directory, .read)
+    }
+
+    /// Directories that hold far more than Stapler's files (/etc holds /etc/shadow).
+    static let broadDirectories: [FilePath] = ["/", "/etc", "/root", "/home", "/usr", "/var", "/tmp"]
 
     /// A directory that must exist at start: without it, one notice and no rule.
     private mutating func addExisting(_ directory: FilePath, _ access: Access, pathKinds: PathKinds,
