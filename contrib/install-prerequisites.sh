@@ -10,13 +10,14 @@
 # systemctl and systemd-analyze. faketime (libfaketime) dates test staples by a clock weeks
 # behind. nginx (its service is not needed: the tests start their own on a loopback port)
 # is reloaded by --on-update. dnsmasq-base is the DNS server the tests point the resolver at
-# for responder names; libc-ares-dev resolves them on the loop.
+# for responder names; libc-ares-dev resolves them on the loop. libseccomp-dev builds the
+# daemon's system-call filter; strace measures what goes on it (contrib/sandbox).
 # Swift itself is expected on PATH (swift.org toolchain, 6.0 or later).
 set -euo pipefail
 
 packages=(libcurl4-openssl-dev libssl-dev libc-ares-dev openssl haproxy ca-certificates pkg-config curl
           python3-prometheus-client util-linux mount python3 dpkg-dev binutils lintian systemd faketime nginx
-          dnsmasq-base)
+          dnsmasq-base libseccomp-dev strace)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

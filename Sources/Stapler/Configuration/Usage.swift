@@ -7,6 +7,7 @@ enum Usage {
     static let run = """
         usage: stapler [options] [CERT_PATH ...]
                stapler check [-w SECONDS] [-c SECONDS] [--fetch] [-v] CERT ...
+               stapler sandbox-check [options]
 
         Keeps an OCSP staple beside each certificate (<certificate>.ocsp) fresh and
         hands new staples to running HAProxy instances over their stats sockets.
@@ -94,6 +95,11 @@ enum Usage {
                                         stay in the foreground (overrides a
                                         config file's "daemon")
               --pidfile FILE            write the process id to FILE
+              --no-sandbox, --sandbox=false
+                                        do not confine the daemon (default: it
+                                        confines itself with Landlock and seccomp
+                                        once started; stapler sandbox-check shows
+                                        what this kernel enforces)
           -c, --config FILE             read settings from FILE instead of the
                                         first of /etc/stapler/stapler.conf,
                                         ~/.stapler.conf, /etc/stapled/stapled.conf
