@@ -19,7 +19,12 @@ final class SandboxPlanTests: XCTestCase {
                       environment: [String: String] = [:]) throws -> SandboxPlan {
         var options = try ConfigurationHarness.options(arguments)
         options.configFile = configFile
-        return SandboxPlan(options: options, environment: environment, pathKinds: kind)
+        return SandboxPlan(options: options, environment: environment, pathKinds: kind, linkTargets: links)
+    }
+
+    /// /srv/certs/current leads to /srv/releases/v1; /srv/certs/site.pem to a certbot archive.
+    private func links(_ location: FilePath, _ recursive: Bool) -> [(target: FilePath, isDirectory: Bool)] {
+        location == "/srv/certs" ? [("/srv/releases/v1", true), ("/etc/letsencrypt/archive/site/cert1.pem", false)] : []
     }
 
     private func access(_ plan: SandboxPlan, _ path: FilePath) -> SandboxPlan.Access? {
@@ -35,6 +40,14 @@ final class SandboxPlanTests: XCTestCase {
         XCTAssertTrue(plan.covers("/srv/certs/sub/a.pem.ocsp", .write))
         XCTAssertFalse(plan.covers("/srv/certsX/a.pem", .read), "a prefix of a name is no parent")
         XCTAssertTrue(plan.notices.isEmpty, "\(plan.notices)")
+    }
+
+    func testLinkedDirectoriesAreRuledThroughTheirParentAndLinkedFilesOnlyRead() throws {
+        let plan = try plan(["-p", "/srv/certs"])
+        XCTAssertEqual(access(plan, "/srv/releases"), .write, "a repointed current -> releases/v2 stays covered")
+        XCTAssertEqual(access(plan, "/etc/letsencrypt/archive/site"), .read, "renewals add cert2.pem beside cert1.pem")
+        let withStapleDirectory = try self.plan(["-p", "/srv/certs", "--staple-dir", "/var/lib/stapler"])
+        XCTAssertEqual(access(withStapleDirectory, "/srv/releases"), .read)
     }
 
     func testAPathWithoutItsParentIsLeftOutWithOneNotice() throws {
@@ -110,7 +123,7 @@ final class SandboxPlanTests: XCTestCase {
 
     func testAReloadKeepsWhatTheRulesetCoversAndRefusesTheRestOneLineEach() throws {
         let running = try ConfigurationHarness.options(["-p", "/srv/certs", "--metrics", "127.0.0.1:9177"])
-        let plan = SandboxPlan(options: running, environment: [:], pathKinds: kind)
+        let plan = SandboxPlan(options: running, environment: [:], pathKinds: kind, linkTargets: links)
         let fresh = try ConfigurationHarness.options(["-p", "/srv/certs/sub", "/srv/more", "--metrics", "127.0.0.1:9178",
                                                       "--staple-dir", "/var/lib/elsewhere", "-R"])
         let (admitted, lines) = plan.admit(fresh, running: running, checksPorts: true, pathKinds: kind)

@@ -7,7 +7,6 @@ extension Daemon {
         switch observation {
         case .scanned(let files):
             reconcile(files)
-            closeSandboxNetwork()
         case .present(let path, let status, let location):
             if let certificate = certificates[path] {
                 guard certificate.fileStatus != status else { return }

@@ -1,16 +1,22 @@
 import Reactor
 
-/// The daemon's side of its confinement: the TCP layer once the first scan has named the
-/// responders' ports, one line per port met later, and SIGHUP trimmed to the ruleset.
+/// The daemon's side of its confinement: the TCP layer once the first certificates have
+/// named the responders' ports, one line per port met later, and SIGHUP trimmed to the
+/// ruleset.
 extension Daemon {
-    /// Responder and CA Issuers URLs of a certificate just read.
+    /// Responder and CA Issuers URLs of a certificate just read. The first ones schedule the
+    /// TCP layer for the end of this turn of the loop, so that every certificate of the same
+    /// scan or burst of events (the whole first scan at start) adds its ports first; a daemon
+    /// started on an empty directory closes the network when its first certificates arrive.
     func sandboxSaw(_ urls: [String]) {
-        guard let sandbox else { return }
+        guard let sandbox, !urls.isEmpty else { return }
         for line in sandbox.urlsSeen(urls) { logger.error(line) }
+        if sandbox.scheduleNetworkClosing() {
+            loop.executeSoon { [unowned self] in self.closeSandboxNetwork() }
+        }
     }
 
-    /// After a full scan: the first one closes the network to every port not seen so far.
-    func closeSandboxNetwork() {
+    private func closeSandboxNetwork() {
         guard let result = sandbox?.closeNetwork() else { return }
         if result.ok { logger.info(result.line) } else { logger.warning(result.line) }
     }

@@ -24,6 +24,7 @@ final class Sandbox {
     private(set) var networkClosed = false
     /// Ports a later certificate named and that were refused, each reported once.
     private var refusedPorts: Set<UInt16> = []
+    private var networkClosingScheduled = false
 
     private init(plan: SandboxPlan) {
         self.plan = plan
@@ -78,7 +79,7 @@ final class Sandbox {
         var parts: [String] = []
         if let landlockABI {
             let network = landlockABI >= Landlock.firstNetworkABI
-                ? "TCP connect and bind by port from the first scan on"
+                ? "TCP connect and bind by port once certificates name their responders"
                 : "no TCP rules before ABI \(Landlock.firstNetworkABI)"
             let scopes = landlockABI >= Landlock.firstScopeABI
                 ? (plan.scopesAbstractUnixSockets ? ", abstract unix sockets and signals scoped" : ", signals scoped")
@@ -117,6 +118,13 @@ final class Sandbox {
             }
         }
         return lines
+    }
+
+    /// True the first time only: the caller schedules `closeNetwork`.
+    func scheduleNetworkClosing() -> Bool {
+        guard plan.enabled, !networkClosingScheduled else { return false }
+        networkClosingScheduled = true
+        return true
     }
 
     /// Lays the TCP layer; nil when there is none to lay, else the line saying what it allows

@@ -80,7 +80,13 @@ struct SandboxPlan: Equatable, Sendable {
     /// Variables naming files or directories OpenSSL, libcurl or glibc read.
     static let pathVariables = ["SSL_CERT_FILE", "SSL_CERT_DIR", "OPENSSL_CONF", "CURL_CA_BUNDLE", "HOSTALIASES"]
 
-    init(options: Options, environment: [String: String], pathKinds: PathKinds = SandboxPlan.liveKind) {
+    /// Where the symbolic links of a certificate location lead (the location itself, the
+    /// entries of its directory, and of its subdirectories with -R): each link's resolved
+    /// target and whether it is a directory. The plan is pure; `SymbolicLinks.live` looks.
+    typealias LinkTargets = (_ location: FilePath, _ recursive: Bool) -> [(target: FilePath, isDirectory: Bool)]
+
+    init(options: Options, environment: [String: String], pathKinds: PathKinds = SandboxPlan.liveKind,
+         linkTargets: LinkTargets = SymbolicLinks.live) {
         enabled = options.sandbox
         for path in Self.systemReadPaths { add(path, .read) }
         for path in Self.systemDevices { add(path, .device) }
@@ -98,6 +104,7 @@ struct SandboxPlan: Equatable, Sendable {
         }
         for location in options.certificateLocations {
             addCertificateLocation(location.path, stapleDirectory: options.stapleDirectory, pathKinds: pathKinds)
+            addLinkTargets(linkTargets(location.path, options.recursive), stapleDirectory: options.stapleDirectory)
         }
         if let logDirectory = options.logDirectory { addExisting(logDirectory, .write, pathKinds: pathKinds) }
         // The pid file is removed at exit.
@@ -151,6 +158,22 @@ struct SandboxPlan: Equatable, Sendable {
 
     /// Directories that hold far more than Stapler's files (/etc holds /etc/shadow).
     static let broadDirectories: [FilePath] = ["/", "/etc", "/root", "/home", "/usr", "/var", "/tmp"]
+
+    /// A link to a directory is ruled through the directory holding its target, so that a
+    /// deploy tool's `current -> releases/v2` repointed later is still covered; a link to a
+    /// file (certbot's `live/site/cert.pem -> ../../archive/site/cert1.pem`) only needs its
+    /// target read, through the target's directory where renewals add `cert2.pem`. Staples
+    /// go beside the link, or into the linked directory.
+    private mutating func addLinkTargets(_ targets: [(target: FilePath, isDirectory: Bool)], stapleDirectory: FilePath?) {
+        for (target, isDirectory) in targets {
+            let holder = Self.broadDirectories.contains(target.directory) ? target : target.directory
+            if isDirectory {
+                add(holder, stapleDirectory == nil ? .write : .read)
+            } else {
+                add(Self.broadDirectories.contains(target.directory) ? target : target.directory, .read)
+            }
+        }
+    }
 
     /// A directory that must exist at start: without it, one notice and no rule.
     private mutating func addExisting(_ directory: FilePath, _ access: Access, pathKinds: PathKinds,
