@@ -141,6 +141,20 @@ final class SandboxPlanTests: XCTestCase {
         XCTAssertEqual(beforeTheTCPLayer.0.metricsAddress, fresh.metricsAddress)
     }
 
+    // MARK: Landlock ABIs
+
+    func testEachABIHandlesOnlyTheRightsItKnows() {
+        XCTAssertEqual(Landlock.handledFileSystemRights(abi: 1), 0x1FFF)
+        XCTAssertEqual(Landlock.handledFileSystemRights(abi: 2), 0x3FFF, "REFER")
+        XCTAssertEqual(Landlock.handledFileSystemRights(abi: 4), 0x7FFF, "TRUNCATE since 3; 4 adds only TCP")
+        XCTAssertEqual(Landlock.handledFileSystemRights(abi: 7), 0xFFFF, "IOCTL_DEV since 5")
+        XCTAssertEqual(Landlock.rights(.write, abi: 1) & ~Landlock.handledFileSystemRights(abi: 1), 0,
+                       "never a right the kernel would refuse")
+        XCTAssertEqual(Landlock.rights(.read, abi: 7) & 1, 0, "execute is never granted")
+        XCTAssertEqual(Landlock.scopes(abi: 5, abstractUnixSockets: true, signals: true), 0)
+        XCTAssertEqual(Landlock.scopes(abi: 6, abstractUnixSockets: false, signals: true), 2)
+    }
+
     // MARK: System calls
 
     func testNoForbiddenSystemCallIsAllowedAndNoneIsListedTwice() {
