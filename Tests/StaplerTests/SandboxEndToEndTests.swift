@@ -52,11 +52,7 @@ final class SandboxEndToEndTests: XCTestCase {
         super.tearDown()
     }
 
-    private func directory(_ name: String) throws -> String {
-        let path = temp.file(name)
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        return path
-    }
+    private func directory(_ name: String) throws -> String { try temp.directory(name) }
 
     /// A certificate bundle the shared responder answers for, written into `directory`.
     @discardableResult
@@ -205,6 +201,7 @@ final class SandboxEndToEndTests: XCTestCase {
 
     func testSIGHUPKeepsTheMetricsPortTheSandboxAllows() throws {
         let certs = try directory("certs")
+        try site(in: certs)  // its responder's port closes the network to all others
         let etc = try directory("etc")
         let config = "\(etc)/stapler.conf"
         let first = freeLoopbackPort()

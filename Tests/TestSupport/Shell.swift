@@ -62,6 +62,13 @@ public final class TemporaryDirectory {
 
     public func file(_ name: String) -> String { "\(path)/\(name)" }
 
+    /// A directory (and its parents) made inside this one; its path.
+    public func directory(_ name: String) throws -> String {
+        let made = file(name)
+        try FileManager.default.createDirectory(atPath: made, withIntermediateDirectories: true)
+        return made
+    }
+
     deinit { try? FileManager.default.removeItem(atPath: path) }
 }
 
