@@ -81,6 +81,11 @@ final class SandboxPlanTests: XCTestCase {
         XCTAssertFalse(plan.covers("/etc/shadow", .read))
         XCTAssertFalse(plan.covers("/etc/ssl/private/key.pem", .read), "only openssl.cnf and certs of /etc/ssl")
         XCTAssertTrue(plan.covers("/etc/ssl/certs/ca-certificates.crt", .read))
+
+        let home = try self.plan(["-p", "/srv/certs"], configFile: "/home/ops/.stapler.conf",
+                                 environment: ["HOME": "/home/ops"])
+        XCTAssertEqual(access(home, "/home/ops/.stapler.conf"), .read)
+        XCTAssertFalse(home.covers("/home/ops/.ssh/id_ed25519", .read))
     }
 
     func testPortsFromMetricsProxiesAndDNSServers() throws {

@@ -24,6 +24,9 @@ extension Daemon {
     /// A reloaded configuration without the parts the ruleset set at start cannot serve,
     /// each refused with one line.
     func admitToSandbox(_ fresh: Options) -> Options {
+        if fresh.sandbox != options.sandbox {
+            logger.warning("SIGHUP: turning the sandbox \(fresh.sandbox ? "on" : "off") takes effect at the next start")
+        }
         guard let sandbox else { return fresh }
         let (admitted, refusals) = sandbox.admit(fresh, running: options)
         for line in refusals { logger.error(line) }

@@ -75,7 +75,7 @@ final class Sandbox {
 
     /// The start-up line: what was applied, or what the kernel refused.
     var summary: String {
-        guard plan.enabled else { return "sandbox: off (--no-sandbox)" }
+        guard plan.enabled else { return "sandbox: off (--no-sandbox or sandbox = false)" }
         var parts: [String] = []
         if let landlockABI {
             let network = landlockABI >= Landlock.firstNetworkABI

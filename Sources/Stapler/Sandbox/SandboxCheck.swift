@@ -77,8 +77,7 @@ enum SandboxCheck {
             forbid("open the config file \(configFile) for writing") { openForWriting(configFile) }
         }
         if options.stapleDirectory != nil, let first = options.certificateLocations.first {
-            let directory = plan.covers(first.path, .read) && SandboxPlan.liveKind(first.path) == .directory
-                ? first.path : first.path.directory
+            let directory = SandboxPlan.liveKind(first.path) == .directory ? first.path : first.path.directory
             forbid("create a file beside the certificates in \(directory) (--staple-dir)") {
                 createFile(directory.appending(marker))
             }

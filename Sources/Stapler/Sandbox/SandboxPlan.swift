@@ -96,8 +96,9 @@ struct SandboxPlan: Equatable, Sendable {
                 add(FilePath(String(item)), .read)
             }
         }
-        if let configFile = options.configFile { addConfiguration(configFile, pathKinds: pathKinds) }
-        for file in options.haproxyConfigFiles { addConfiguration(file, pathKinds: pathKinds) }
+        let home = environment["HOME"].map { FilePath($0) }
+        if let configFile = options.configFile { addConfiguration(configFile, home: home, pathKinds: pathKinds) }
+        for file in options.haproxyConfigFiles { addConfiguration(file, home: home, pathKinds: pathKinds) }
         if let stapleDirectory = options.stapleDirectory {
             directoriesToCreate.append(stapleDirectory)
             add(stapleDirectory, .write)
@@ -150,10 +151,13 @@ struct SandboxPlan: Equatable, Sendable {
     /// Editors and configuration tools replace a file by renaming a new one over it, and a
     /// rule on a file holds its inode: a configuration file is read through its directory
     /// (where crt-list files and a directory's .cfg files sit too), unless that directory is
-    /// one of `broadDirectories`, where only the file itself is.
-    private mutating func addConfiguration(_ path: FilePath, pathKinds: PathKinds) {
+    /// one of `broadDirectories` or a home directory (~/.stapler.conf: ~/.ssh is beside it),
+    /// where only the file itself is.
+    private mutating func addConfiguration(_ path: FilePath, home: FilePath?, pathKinds: PathKinds) {
         if pathKinds(path) == .directory { return add(path, .read) }
-        add(Self.broadDirectories.contains(path.directory) ? path : path.directory, .read)
+        let directory = path.directory
+        let isBroad = Self.broadDirectories.contains(directory) || directory == home || directory.directory == "/home"
+        add(isBroad ? path : directory, .read)
     }
 
     /// Directories that hold far more than Stapler's files (/etc holds /etc/shadow).
