@@ -8,7 +8,10 @@
 #include <unistd.h>
 
 cseccomp_filter *cseccomp_new(int default_errno) {
-    return (cseccomp_filter *)seccomp_init(SCMP_ACT_ERRNO((uint32_t)default_errno));
+    scmp_filter_ctx filter = seccomp_init(SCMP_ACT_ERRNO((uint32_t)default_errno));
+    // The kernel's own errno when loading fails (ENOSYS, EINVAL), not libseccomp's ECANCELED.
+    if (filter != NULL) seccomp_attr_set(filter, SCMP_FLTATR_API_SYSRAWRC, 1);
+    return (cseccomp_filter *)filter;
 }
 
 static int resolve(const char *name) {
