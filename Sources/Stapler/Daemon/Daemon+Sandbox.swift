@@ -16,6 +16,11 @@ extension Daemon {
         }
     }
 
+    /// Just confined: with no responder ports to learn, the TCP layer goes on at once.
+    func sandboxConfined() {
+        if let sandbox, !sandbox.plan.learnsResponderPorts { closeSandboxNetwork() }
+    }
+
     private func closeSandboxNetwork() {
         guard let result = sandbox?.closeNetwork() else { return }
         if result.ok { logger.info(result.line) } else { logger.warning(result.line) }

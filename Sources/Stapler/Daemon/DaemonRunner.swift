@@ -49,6 +49,7 @@ enum DaemonRunner {
             // file, the --on-update launcher forked above) and before the first certificate
             // is read in daemon.start().
             daemon.sandbox = confine(options: options, environment: environment, logger: logger)
+            daemon.sandboxConfined()
             try daemon.start()
             startReport?.started()
             daemon.notifyService(.ready)

@@ -108,6 +108,7 @@ final class Sandbox {
     /// Ports of responder and CA Issuers URLs met in certificates. Before `closeNetwork`
     /// they join the allowed set; after it, one line names each new port once.
     func urlsSeen(_ urls: [String]) -> [String] {
+        guard plan.learnsResponderPorts else { return [] }
         var lines: [String] = []
         for url in urls {
             guard let port = connectPort(ofURL: url), !connectPorts.contains(port) else { continue }
@@ -122,7 +123,7 @@ final class Sandbox {
 
     /// True the first time only: the caller schedules `closeNetwork`.
     func scheduleNetworkClosing() -> Bool {
-        guard plan.enabled, !networkClosingScheduled else { return false }
+        guard plan.enabled, plan.learnsResponderPorts, !networkClosingScheduled else { return false }
         networkClosingScheduled = true
         return true
     }

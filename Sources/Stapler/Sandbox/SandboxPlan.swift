@@ -41,6 +41,10 @@ struct SandboxPlan: Equatable, Sendable {
     /// ports, DNS over TCP, proxies. `Sandbox` adds the ports of the AIA URLs it sees in the
     /// first scan before it closes the network.
     private(set) var connectPorts: Set<UInt16> = []
+    /// Whether the ports of the certificates' OCSP and CA Issuers URLs join `connectPorts`
+    /// (the TCP layer then waits for the first certificates); false lays the TCP layer at
+    /// start with `connectPorts` alone (a mode that asks no responder).
+    private(set) var learnsResponderPorts = true
     /// The metrics endpoint's TCP port, if it has one.
     private(set) var bindPorts: Set<UInt16> = []
     /// Directories to create before confining (the staple directory), so that a rule can
