@@ -45,9 +45,9 @@ enum DaemonRunner {
             if let pidFile = options.pidFile { try ProcessControl.writePidFile(pidFile) }
             defer { if let pidFile = options.pidFile { ProcessControl.removePidFile(pidFile) } }
             daemon.serviceNotifier = ServiceNotifier(environment: environment)
-            // Confined from here on: after everything opened once at start (log, curl, pid
-            // file, the --on-update launcher forked above) and before the first certificate
-            // is read in daemon.start().
+            // Confined from here on: after everything opened once at start (the log, curl, the
+            // pid file; the --on-update launcher is forked before all of them) and before the
+            // first certificate is read in daemon.start().
             daemon.sandbox = confine(options: options, environment: environment, logger: logger)
             daemon.sandboxConfined()
             try daemon.start()
