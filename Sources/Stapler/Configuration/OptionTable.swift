@@ -14,6 +14,7 @@ enum Setting: Equatable, Sendable {
     case fetch, warning, critical, timeout
     case onUpdate, onUpdateInterval, onUpdateTimeout
     case noFetchIssuers
+    case pushOnly
 }
 
 /// How many values an option takes, as argparse's `nargs` would say.
@@ -76,6 +77,7 @@ enum OptionTable {
         OptionSpec(.noRecycle, ["no-recycle"], .flag),
         OptionSpec(.oneOff, ["one-off"], .flag),
         OptionSpec(.stapleDirectory, ["staple-dir"], .one, value: "DIR"),
+        OptionSpec(.pushOnly, ["push-only"], .flag),
         OptionSpec(.verbose, [], short: "v", .flag, configurable: false),
         OptionSpec(.verbosity, ["verbosity"], .one, value: "0-4"),
         OptionSpec(.quiet, ["quiet"], short: "q", .flag),

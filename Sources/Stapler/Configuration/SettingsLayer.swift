@@ -38,6 +38,7 @@ struct SettingsLayer: Equatable {
     var noRecycle: Bool?
     var noFetchIssuers: Bool?
     var oneOff: Bool?
+    var pushOnly: Bool?
     /// How many times `-v` was given.
     var verboseCount = 0
     var verbosity: Verbosity?
@@ -94,6 +95,8 @@ struct SettingsLayer: Equatable {
             noFetchIssuers = try flag(raw)
         case .oneOff:
             oneOff = try flag(raw)
+        case .pushOnly:
+            pushOnly = try flag(raw)
         case .verbose:
             verboseCount += 1
         case .verbosity:

@@ -87,7 +87,7 @@ extension Daemon {
         // A missing issuer being fetched: the fetch's own lines say so, once for all the
         // certificates of that issuer.
         var fetching = false
-        if let missing = error.missingIssuer, options.fetchIssuers, !isStopping {
+        if let missing = error.missingIssuer, options.fetchIssuers, !options.pushOnly, !isStopping {
             fetching = issuerFetcher.request(missing, for: certificate.path, location: Self.stapleLocation(options))
         }
         if certificate.inactiveReason != text {
