@@ -74,7 +74,8 @@ extension Daemon {
                      + "OCSP \(record.ocspURLs.joined(separator: " ")), must-staple \(record.mustStaple)")
         guard !isStopping else { return }
         if changed && wasActive {
-            logger.info("\(certificate.path): changed on disk, fetching a fresh staple")
+            logger.info("\(certificate.path): changed on disk, "
+                        + (options.pushOnly ? "reading its staple again" : "fetching a fresh staple"))
             refresher.refreshNow(certificate)
         } else {
             refresher.adopt(certificate)

@@ -161,7 +161,7 @@ final class StapleReader: StapleSource {
         let previousError = certificate.refresh.lastError
         certificate.refresh.serve(staple)
         scheduleCheck(certificate, for: staple, now: now, previousError: previousError)
-        if previousError != nil && certificate.refresh.lastError == nil {
+        if previousError != nil && previous != nil && certificate.refresh.lastError == nil {
             logger.warning("\(certificate.path): recovered: \(path) verifies again")
         }
         guard atStart || isNew else {
