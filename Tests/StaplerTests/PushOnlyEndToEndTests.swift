@@ -37,10 +37,14 @@ final class PushOnlyEndToEndTests: XCTestCase {
         let responder = try OCSPResponderProcess(pki: pki, port: port)
         defer { responder.stop() }
 
-        // The push-only hosts start first, before anything is written.
+        // The push-only hosts start first, before anything is written. The first runs an
+        // --on-update command, as an nginx host would to reload: it lists what changed.
+        let hookOutput = temp.file("on-update.txt")
+        let hook = ["--on-update", "sh -c 'cat >> \(hookOutput)'", "--on-update-interval", "0"]
         let pushers = try [1, 2].map { host in
             try StaplerProcess(["-v", "-v", "-v", "--push-only", "--staple-dir", shared, "-p", certs,
-                                "-s", haproxies[host].adminSocket], logPath: temp.file("push-only-\(host).log"))
+                                "-s", haproxies[host].adminSocket] + (host == 1 ? hook : []),
+                               logPath: temp.file("push-only-\(host).log"))
         }
         defer { for pusher in pushers { pusher.signal(SIGKILL) } }
         for pusher in pushers {
@@ -65,6 +69,12 @@ final class PushOnlyEndToEndTests: XCTestCase {
             for haproxy in haproxies { expectStaple(.good(), for: site, from: haproxy) }
         }
 
+        // The staples that appeared were changes: the command ran for them.
+        let listed = { (try? String(contentsOfFile: hookOutput, encoding: .utf8)) ?? "" }
+        XCTAssertTrue(waitUntil(timeout: 10) { sites.allSatisfy { listed().contains(self.stapleFile($0, in: shared)) } },
+                      "the command was given both new staples: \(listed())\n\(pushers[0].log)")
+        XCTAssertFalse(pushers[1].log.contains("on-update"), "the other host has no command")
+
         // A revocation on the writer's side reaches every HAProxy.
         let requestsBeforeProbes = responder.requestCount
         try responder.revoke(alpha.leaf, in: pki)
@@ -74,6 +84,8 @@ final class PushOnlyEndToEndTests: XCTestCase {
         writer.expectLog("\(alpha.bundle): staple written: revoked")
         for pusher in pushers { pusher.expectLog("is REVOKED: revoked at") }
         for haproxy in haproxies { expectStaple(.revoked(), for: alpha, from: haproxy) }
+        XCTAssertTrue(waitUntil(timeout: 10) { listed().components(separatedBy: self.stapleFile(alpha, in: shared)).count - 1 == 2 },
+                      "the revoked staple ran the command again: \(listed())")
         expectStaple(.good(), for: beta, from: haproxies[1])
 
         // A touch on the writer's side: a fresh staple (a new thisUpdate needs a new second on
