@@ -66,7 +66,7 @@ final class PushOnlyEndToEndTests: XCTestCase {
         // Every HAProxy serves the writer's staples.
         for site in sites {
             for pusher in pushers { pusher.expectLog("\(site.bundle): staple pushed to HAProxy") }
-            for haproxy in haproxies { expectStaple(.good(), for: site, from: haproxy) }
+            for haproxy in haproxies { haproxy.expectStaple(.good(), for: site) }
         }
 
         // The staples that appeared were changes: the command ran for them.
@@ -83,10 +83,10 @@ final class PushOnlyEndToEndTests: XCTestCase {
         try Shell.run(["touch", alpha.bundle])
         writer.expectLog("\(alpha.bundle): staple written: revoked")
         for pusher in pushers { pusher.expectLog("is REVOKED: revoked at") }
-        for haproxy in haproxies { expectStaple(.revoked(), for: alpha, from: haproxy) }
+        for haproxy in haproxies { haproxy.expectStaple(.revoked(), for: alpha) }
         XCTAssertTrue(waitUntil(timeout: 10) { listed().components(separatedBy: self.stapleFile(alpha, in: shared)).count - 1 == 2 },
                       "the revoked staple ran the command again: \(listed())")
-        expectStaple(.good(), for: beta, from: haproxies[1])
+        haproxies[1].expectStaple(.good(), for: beta)
 
         // A touch on the writer's side: a fresh staple (a new thisUpdate needs a new second on
         // the responder's clock: touched again until the writer gets new bytes), pushed by all.
@@ -107,7 +107,7 @@ final class PushOnlyEndToEndTests: XCTestCase {
         }
         try plant(Data("not an OCSP response".utf8), at: betaStaple)
         for pusher in pushers { pusher.expectLog("\(betaStaple): refused: not a DER OCSP response") }
-        for haproxy in haproxies { expectStaple(.good(), for: beta, from: haproxy) }
+        for haproxy in haproxies { haproxy.expectStaple(.good(), for: beta) }
         let pushesAfterForgery = pushers.map { $0.log.components(separatedBy: "\(beta.bundle): staple pushed").count }
 
         // The writer's next staple puts things right.
@@ -116,7 +116,7 @@ final class PushOnlyEndToEndTests: XCTestCase {
             pusher.expectLog("\(beta.bundle): recovered: \(betaStaple) verifies again")
             pusher.expectLog("\(beta.bundle): staple pushed to HAProxy", count: before)
         }
-        for haproxy in haproxies { expectStaple(.good(), for: beta, from: haproxy) }
+        for haproxy in haproxies { haproxy.expectStaple(.good(), for: beta) }
 
         // Every request the responder saw was the writer's.
         let metrics = try Shell.run(["curl", "-sS", "--unix-socket", temp.file("writer-metrics.sock"),
@@ -204,7 +204,7 @@ final class PushOnlyEndToEndTests: XCTestCase {
         XCTAssertTrue(run.output.contains("\(present.bundle): staple pushed to HAProxy \(haproxy.adminSocket)"), run.output)
         XCTAssertTrue(run.output.contains("\(stapleFile(missing, in: shared)): no staple yet"), run.output)
         XCTAssertTrue(run.output.contains("one pass done: 1 stapled, 1 failed"), run.output)
-        expectStaple(.good(), for: present, from: haproxy)
+        haproxy.expectStaple(.good(), for: present)
         XCTAssertEqual(try haproxy.stapleSeen(serverName: missing.serverName), .none)
 
         // Once the staple exists, the pass succeeds.
@@ -212,7 +212,7 @@ final class PushOnlyEndToEndTests: XCTestCase {
         let again = try StaplerProcess.run(["--one-off", "--push-only", "--staple-dir", shared, "-p", certs,
                                             "-s", haproxy.adminSocket], in: temp.path)
         XCTAssertEqual(again.status, 0, again.output)
-        expectStaple(.good(), for: missing, from: haproxy)
+        haproxy.expectStaple(.good(), for: missing)
     }
 
     // MARK: Helpers
@@ -274,17 +274,5 @@ final class PushOnlyEndToEndTests: XCTestCase {
             return Double(line.dropFirst(series.count + 1).split(separator: " ")[0])
         }
         return nil
-    }
-
-    /// What a TLS client is stapled, given a few seconds for the push.
-    private func expectStaple(_ expected: StapleSeenByClient, for site: HAProxySite, from haproxy: HAProxyProcess,
-                              file: StaticString = #filePath, line: UInt = #line) {
-        var seen: StapleSeenByClient?
-        _ = waitUntil(timeout: 10, interval: 0.2) {
-            seen = try? haproxy.stapleSeen(serverName: site.serverName)
-            return seen == expected
-        }
-        XCTAssertEqual(seen, expected, "TLS client asking \(haproxy.adminSocket) for \(site.serverName)",
-                       file: file, line: line)
     }
 }

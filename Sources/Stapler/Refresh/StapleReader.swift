@@ -57,23 +57,23 @@ final class StapleReader: StapleSource {
     /// even when it looks like the one HAProxy loaded at its start: that may be older.
     func adopt(_ certificate: TrackedCertificate) {
         guard certificate.record != nil, !isStopped else { return }
-        let path = staplePath(certificate)
-        if followed[path] == nil {
-            followed[path] = Followed(certificate: certificate)
-            watcher.follow(path)
-        }
-        read(certificate, from: path, atStart: true)
+        read(certificate, from: follow(certificate), atStart: true)
     }
 
     /// The certificate file changed: its staple is judged again against what it holds now.
     func refreshNow(_ certificate: TrackedCertificate) {
         guard certificate.record != nil, !isStopped else { return }
+        read(certificate, from: follow(certificate), atStart: false)
+    }
+
+    /// Has the watcher follow the certificate's staple file; returns its path.
+    private func follow(_ certificate: TrackedCertificate) -> FilePath {
         let path = staplePath(certificate)
         if followed[path] == nil {
             followed[path] = Followed(certificate: certificate)
             watcher.follow(path)
         }
-        read(certificate, from: path, atStart: false)
+        return path
     }
 
     /// The staple watcher's own rescan covers unchanged certificates.
