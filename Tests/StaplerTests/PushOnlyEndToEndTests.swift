@@ -215,6 +215,37 @@ final class PushOnlyEndToEndTests: XCTestCase {
         haproxy.expectStaple(.good(), for: missing)
     }
 
+    /// A change no inotify event announces, as on NFS: the staple is a link into another
+    /// directory (a volume that publishes files that way), whose target the writer replaces
+    /// there. The periodic rescan (`-r 1`) notices it by its stat; an instance rescanning
+    /// hourly, watching the same directory, does not see it in that time.
+    func testTheRescanNoticesAChangeNoEventAnnounces() throws {
+        let certs = try directory("certs")
+        let elsewhere = try directory("published")
+        let site = try pki.haproxySite("linked", in: certs, ocspURL: "http://127.0.0.1:\(freeLoopbackPort())/",
+                                       stapleAtStart: false)
+        let target = "\(elsewhere)/linked.pem.ocsp"
+        try plant(try pki.ocspResponse(for: site.leaf), at: target)
+        try FileManager.default.createSymbolicLink(atPath: site.bundle + ".ocsp", withDestinationPath: target)
+        let start = { (interval: String, name: String) in
+            try StaplerProcess(["-v", "-v", "-v", "--push-only", "-r", interval, "--no-haproxy-sockets", "-p", certs],
+                               logPath: self.temp.file(name))
+        }
+        let rescanning = try start("1", "rescanning.log")
+        let hourly = try start("3600", "hourly.log")
+        defer { for pusher in [rescanning, hourly] { pusher.signal(SIGKILL) } }
+        for pusher in [rescanning, hourly] { pusher.expectLog("\(site.bundle): staple found in") }
+
+        try pki.revoke(site.leaf)
+        try plant(try pki.ocspResponse(for: site.leaf), at: target)
+        let changed = "\(site.bundle): staple changed in \(site.bundle).ocsp: revoked"
+        let seen = { (pusher: StaplerProcess) in waitUntil(timeout: 3) { pusher.log.contains(changed) } }
+        XCTAssertTrue(seen(rescanning), rescanning.log)
+        XCTAssertFalse(seen(hourly), "no event announced it:\n\(hourly.log)")
+        rescanning.stopCleanly()
+        hourly.stopCleanly()
+    }
+
     // MARK: Helpers
 
     /// Touches the certificate until the writer writes a new staple for it: `openssl ocsp`
