@@ -134,8 +134,8 @@ final class PushOnlyEndToEndTests: XCTestCase {
     /// A staple the writer stops refreshing ages in the open: the metrics keep its
     /// nextUpdate and turn the certificate to `failing` once less than half of
     /// --minimum-validity is left, `stapler check` warns then goes critical, and an expired
-    /// staple is never pushed. The staple is signed 30 s in the past (libfaketime) and valid
-    /// for a minute, so this takes half a minute.
+    /// staple is never pushed. The staple is signed 20 s in the past (libfaketime) and valid
+    /// for a minute, so this takes 40 s.
     func testAStapleNoLongerRefreshedAgesInMetricsAndCheck() throws {
         guard FileManager.default.fileExists(atPath: Self.faketime) else {
             throw XCTSkip("libfaketime is not installed (Debian package faketime)")
@@ -144,7 +144,7 @@ final class PushOnlyEndToEndTests: XCTestCase {
         let site = try pki.haproxySite("aging", in: certs, ocspURL: "http://127.0.0.1:\(freeLoopbackPort())/",
                                        stapleAtStart: false)
         let staple = site.bundle + ".ocsp"
-        try plant(try signedInThePast(site, secondsAgo: 30), at: staple)
+        try plant(try signedInThePast(site, secondsAgo: 20), at: staple)
         let socket = temp.file("metrics.sock")
         let pusher = try StaplerProcess(["-v", "-v", "-v", "--push-only", "--minimum-validity", "30", "-p", certs,
                                          "--no-haproxy-sockets", "--metrics", socket],
@@ -161,7 +161,7 @@ final class PushOnlyEndToEndTests: XCTestCase {
         XCTAssertEqual(fresh.status, 0, fresh.output)
 
         // Under half the minimum validity (15 s) left: failing, and check warns (-w 20).
-        pusher.expectLog("\(staple): not refreshed by the fetching Stapler: valid only until", timeout: 25)
+        pusher.expectLog("\(staple): not refreshed by the fetching Stapler: valid only until", timeout: 40)
         let stale = scrape()
         XCTAssertEqual(sample(stale, #"stapler_certificates_by_state{state="failing"}"#), 1, stale)
         XCTAssertEqual(sample(stale, #"stapler_consecutive_failures{path="\#(site.bundle)"}"#), 1, stale)
@@ -171,7 +171,7 @@ final class PushOnlyEndToEndTests: XCTestCase {
         XCTAssertTrue(warned.output.contains("under the warning 20 s"), warned.output)
 
         // Expired: said once more, the earliest expiry lies in the past, check is critical.
-        pusher.expectLog("\(staple): not refreshed by the fetching Stapler: expired at", timeout: 25)
+        pusher.expectLog("\(staple): not refreshed by the fetching Stapler: expired at", timeout: 40)
         let expired = scrape()
         let earliest = sample(expired, "stapler_staple_earliest_expiry_timestamp_seconds")
         XCTAssertLessThanOrEqual(earliest ?? .infinity, Date().timeIntervalSince1970, expired)
