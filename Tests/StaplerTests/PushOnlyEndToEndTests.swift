@@ -43,7 +43,8 @@ final class PushOnlyEndToEndTests: XCTestCase {
         let hook = ["--on-update", "sh -c 'cat >> \(hookOutput)'", "--on-update-interval", "0"]
         let pushers = try [1, 2].map { host in
             try StaplerProcess(["-v", "-v", "-v", "--push-only", "--staple-dir", shared, "-p", certs,
-                                "-s", haproxies[host].adminSocket] + (host == 1 ? hook : []),
+                                "-s", haproxies[host].adminSocket, "--haproxy-socket-keepalive", "2"]
+                               + (host == 1 ? hook : []),
                                logPath: temp.file("push-only-\(host).log"))
         }
         defer { for pusher in pushers { pusher.signal(SIGKILL) } }
@@ -117,6 +118,14 @@ final class PushOnlyEndToEndTests: XCTestCase {
             pusher.expectLog("\(beta.bundle): staple pushed to HAProxy", count: before)
         }
         for haproxy in haproxies { haproxy.expectStaple(.good(), for: beta) }
+
+        // A push-only host's HAProxy restarted finds no staple beside its certificates, and is
+        // given every staple that verifies.
+        haproxies[1].stop()
+        try haproxies[1].start()
+        pushers[0].expectLog("giving it every current staple", count: 2)
+        haproxies[1].expectStaple(.revoked(), for: alpha)
+        haproxies[1].expectStaple(.good(), for: beta)
 
         // Every request the responder saw was the writer's.
         let metrics = try Shell.run(["curl", "-sS", "--unix-socket", temp.file("writer-metrics.sock"),
