@@ -43,7 +43,7 @@ final class Daemon {
     /// How long `--one-off` waits for HAProxy to take the staples before giving up on it.
     static let oneOffPushTimeout: Duration = .seconds(15)
 
-    init(options: Options, loop: EventLoop, logger: Logger,
+    init(options: Options, loop: EventLoop, logger: Logger, hookLaunch: UpdateHook.Launch = .direct,
          reloadOptions: (() throws(ConfigurationError) -> Options)? = nil) throws {
         self.options = options
         self.loop = loop
@@ -68,7 +68,7 @@ final class Daemon {
         issuerFetcher.onFetched = { [unowned self] in self.issuersFetched(for: $0) }
         issuerFetcher.onIdle = { [unowned self] in self.finishOneOffIfDone() }
         haproxy = HAProxyFanOut(loop: loop, logger: logger, statistics: statistics)
-        updateHook = UpdateHook(loop: loop, logger: logger, settings: Self.updateHookSettings(options))
+        updateHook = UpdateHook(loop: loop, logger: logger, settings: Self.updateHookSettings(options), launch: hookLaunch)
         if options.stapleDirectory != nil {
             // HAProxy loads staples only from beside the certificates: with --staple-dir, every
             // HAProxy process that answers is given every staple through its socket.
