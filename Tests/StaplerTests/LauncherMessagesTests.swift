@@ -134,18 +134,14 @@ final class LauncherMessagesTests: XCTestCase {
 
     // MARK: Helpers
 
-    private func decodeRequestError(_ bytes: [UInt8]) -> LauncherProtocolError? {
-        do {
-            _ = try LauncherRequest.decode(bytes)
-            return nil
-        } catch {
-            return error
-        }
-    }
+    private func decodeRequestError(_ bytes: [UInt8]) -> LauncherProtocolError? { refusal(LauncherRequest.decode, bytes) }
 
-    private func decodeReportError(_ bytes: [UInt8]) -> LauncherProtocolError? {
+    private func decodeReportError(_ bytes: [UInt8]) -> LauncherProtocolError? { refusal(LauncherReport.decode, bytes) }
+
+    private func refusal<Message>(_ decode: ([UInt8]) throws(LauncherProtocolError) -> Message,
+                                  _ bytes: [UInt8]) -> LauncherProtocolError? {
         do {
-            _ = try LauncherReport.decode(bytes)
+            _ = try decode(bytes)
             return nil
         } catch {
             return error

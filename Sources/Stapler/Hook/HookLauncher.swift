@@ -133,15 +133,13 @@ private final class Launcher {
 
     private func takeRequests() {
         while !ending {
-            let request: LauncherRequest
+            let request: LauncherRequest?
             do {
-                guard let payload = try decoder.next() else { return }
-                request = try LauncherRequest.decode(payload)
-            } catch let failure as FrameDecoder.Failure {
-                return refuse(LauncherProtocolError.frame(failure).description)
+                request = try decoder.nextMessage(LauncherRequest.decode)
             } catch {
-                return refuse("\(error)")
+                return refuse(error.description)
             }
+            guard let request else { return }
             guard child == nil else { return refuse("a run request while the command still runs") }
             run(request)
         }

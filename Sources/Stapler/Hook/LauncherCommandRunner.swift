@@ -92,15 +92,13 @@ final class LauncherCommandRunner: UpdateCommandRunner {
 
     private func takeReports() {
         while goneReason == nil {
-            let received: LauncherReport
+            let received: LauncherReport?
             do {
-                guard let payload = try decoder.next() else { return }
-                received = try LauncherReport.decode(payload)
-            } catch let failure as FrameDecoder.Failure {
-                return misbehaved(LauncherProtocolError.frame(failure).description)
+                received = try decoder.nextMessage(LauncherReport.decode)
             } catch {
-                return misbehaved("\(error)")
+                return misbehaved(error.description)
             }
+            guard let received else { return }
             take(received)
         }
     }

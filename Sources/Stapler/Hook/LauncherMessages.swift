@@ -187,6 +187,21 @@ enum LauncherReport {
     }
 }
 
+extension FrameDecoder {
+    /// The next whole message, decoded by `decode`; nil until one is complete.
+    mutating func nextMessage<Message>(_ decode: ([UInt8]) throws(LauncherProtocolError) -> Message)
+        throws(LauncherProtocolError) -> Message? {
+        let payload: [UInt8]?
+        do {
+            payload = try next()
+        } catch {
+            throw .frame(error)
+        }
+        guard let payload else { return nil }
+        return try decode(payload)
+    }
+}
+
 /// Why bytes from the other side of the launcher's socketpair were refused.
 enum LauncherProtocolError: Error, Equatable, CustomStringConvertible {
     case frame(FrameDecoder.Failure)
