@@ -242,6 +242,25 @@ final class OnUpdateEndToEndTests: XCTestCase {
         stapler.stopCleanly()
     }
 
+    func testALauncherKilledByHandIsReportedAndLaterRunsSayToRestart() throws {
+        let certs = try directory("certs")
+        let site = try pki.haproxySite("a", in: certs, ocspURL: responderURL, stapleAtStart: false)
+        try startResponder()
+        let stapler = try startStapler(["-p", certs, "--on-update", "true", "--on-update-interval", "0"])
+        stapler.expectLog("on-update: true exited 0")
+        let launcher = try XCTUnwrap(Self.children(of: stapler.pid).first, stapler.log)
+        kill(launcher, SIGKILL)
+        let gone = "on-update: the launcher (pid \(launcher)) is gone (it was killed by signal 9 (Killed)): "
+            + "restart Stapler to run the command again"
+        stapler.expectLog("ERROR " + gone)
+
+        try responder!.revoke(site.leaf, in: pki)
+        try Shell.run(["touch", site.bundle])
+        stapler.expectLog("ERROR " + gone + "; 1 changed staple(s) not announced")
+        XCTAssertEqual(stapler.threadCount, 1)
+        stapler.stopCleanly()
+    }
+
     // MARK: Helpers
 
     private func directory(_ name: String) throws -> String {
