@@ -1,6 +1,8 @@
 import Foundation
+import Reactor
 import TestSupport
 import XCTest
+@testable import Stapler
 
 /// `stapler --on-update` as an operator runs it: a real nginx reloaded after a refresh (what
 /// `openssl s_client -status` is stapled is what counts), a burst of 500 new staples
@@ -239,6 +241,27 @@ final class OnUpdateEndToEndTests: XCTestCase {
         stapler.expectLog("ERROR on-update: sh did not finish within 1 s, killed by signal 15 (Terminated)")
         XCTAssertEqual(try String(contentsOfFile: "\(runs)/ran", encoding: .utf8), "A\nA\n", "A ran again, B never")
         XCTAssertEqual(stapler.log.components(separatedBy: "restart Stapler to change --on-update").count - 1, 1)
+        stapler.stopCleanly()
+    }
+
+    func testTheLauncherRefusesAForgedRequestAndNeverRunsTheCommandWithIt() throws {
+        let certs = try directory("certs")
+        _ = try pki.haproxySite("a", in: certs, ocspURL: responderURL, stapleAtStart: false)
+        try startResponder()
+        let runs = try directory("runs")
+        let stapler = try startStapler(["-p", certs, "--on-update", "sh -c 'cat > $0/stdin-$$' '\(runs)'",
+                                        "--on-update-interval", "0"])
+        stapler.expectLog("on-update: sh exited 0")
+        XCTAssertEqual(try recorded("stdin", in: runs).count, 1, "the command records the runs it gets")
+        let launcher = try XCTUnwrap(Self.children(of: stapler.pid).first, stapler.log)
+
+        // What a daemon taken over could send: a run for a file that is no staple.
+        let forged = LauncherRequest(staples: Array("/etc/shadow\n".utf8), timeout: .seconds(60), killGrace: .seconds(5))
+        try SocketPairIntruder.send(FrameDecoder.frame(forged.encoded()), from: stapler.pid, toItsHelper: launcher)
+        XCTAssertTrue(waitUntil(timeout: 5) { Self.hasEnded(launcher) }, "the launcher took the forged request")
+        stapler.expectLog("ERROR on-update: the launcher (pid \(launcher)) is gone (it refused the daemon's request: "
+                          + "staple list line 1: does not end in .ocsp): restart Stapler to run the command again")
+        XCTAssertEqual(try recorded("stdin", in: runs).count, 1, "the command ran for the forged request")
         stapler.stopCleanly()
     }
 
