@@ -244,6 +244,26 @@ final class OnUpdateEndToEndTests: XCTestCase {
         stapler.stopCleanly()
     }
 
+    func testTheLauncherKillsAHungCommandOnTimeEvenWhileTheDaemonIsStopped() throws {
+        let certs = try directory("certs")
+        _ = try pki.haproxySite("a", in: certs, ocspURL: responderURL, stapleAtStart: false)
+        try startResponder()
+        let runs = try directory("runs")
+        let stapler = try startStapler(["-p", certs, "--on-update", "sh -c 'echo $$ > $0/pid-$$; exec sleep 300' '\(runs)'",
+                                        "--on-update-interval", "0", "--on-update-timeout", "1"])
+        var command: Int32?
+        XCTAssertTrue(waitUntil(timeout: 15) {
+            command = (try? self.recorded("pid", in: runs))?.first.flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+            return command != nil
+        }, stapler.log)
+        stapler.signal(SIGSTOP)
+        defer { stapler.signal(SIGCONT) }
+        XCTAssertTrue(waitUntil(timeout: 8) { Self.hasEnded(command!) }, "the command outlived its timeout")
+        stapler.signal(SIGCONT)
+        stapler.expectLog("ERROR on-update: sh did not finish within 1 s, killed by signal 15 (Terminated)")
+        stapler.stopCleanly()
+    }
+
     func testTheLauncherRefusesAForgedRequestAndNeverRunsTheCommandWithIt() throws {
         let certs = try directory("certs")
         _ = try pki.haproxySite("a", in: certs, ocspURL: responderURL, stapleAtStart: false)
