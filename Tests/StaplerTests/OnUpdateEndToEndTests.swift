@@ -153,12 +153,7 @@ final class OnUpdateEndToEndTests: XCTestCase {
     // MARK: The launcher
 
     func testTheCommandIsTheLaunchersChildAndTheDaemonStaysOneThreadThatNeverExecs() throws {
-        let certs = try directory("certs")
-        _ = try pki.haproxySite("a", in: certs, ocspURL: responderURL, stapleAtStart: false)
-        try startResponder()
-        let runs = try directory("runs")
-        let record = "sh -c 'echo $PPID > $0/parent-$$; cat /proc/$PPID/comm > $0/comm-$$' '\(runs)'"
-        let stapler = try startStapler(["-p", certs, "--on-update", record, "--on-update-interval", "0"])
+        let (stapler, runs, _) = try startWithOneNewStaple("sh -c 'echo $PPID > $0/parent-$$; cat /proc/$PPID/comm > $0/comm-$$'")
         stapler.expectLog("on-update: sh exited 0")
 
         let parent = try XCTUnwrap(Int32(try recorded("parent", in: runs).first?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""))
@@ -188,19 +183,8 @@ final class OnUpdateEndToEndTests: XCTestCase {
     }
 
     func testStoppingTheDaemonStopsARunningCommandAndTheLauncher() throws {
-        let certs = try directory("certs")
-        _ = try pki.haproxySite("a", in: certs, ocspURL: responderURL, stapleAtStart: false)
-        try startResponder()
-        let runs = try directory("runs")
-        let stapler = try startStapler(["-p", certs, "--on-update", "sh -c 'echo $$ > $0/pid-$$; exec sleep 300' '\(runs)'",
-                                        "--on-update-interval", "0"])
-        var recordedPID: Int32?
-        XCTAssertTrue(waitUntil(timeout: 15) {
-            recordedPID = (try? self.recorded("pid", in: runs))?.first
-                .flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
-            return recordedPID != nil
-        }, stapler.log)
-        let command = try XCTUnwrap(recordedPID)
+        let (stapler, runs, _) = try startWithOneNewStaple(Self.hangingCommand)
+        let command = try waitForCommandPID(in: runs, of: stapler)
         let launcher = try XCTUnwrap(Self.children(of: stapler.pid).first, stapler.log)
         XCTAssertFalse(waitUntil(timeout: 1) { Self.hasEnded(command) }, "the command ended by itself")
 
@@ -245,32 +229,18 @@ final class OnUpdateEndToEndTests: XCTestCase {
     }
 
     func testTheLauncherKillsAHungCommandOnTimeEvenWhileTheDaemonIsStopped() throws {
-        let certs = try directory("certs")
-        _ = try pki.haproxySite("a", in: certs, ocspURL: responderURL, stapleAtStart: false)
-        try startResponder()
-        let runs = try directory("runs")
-        let stapler = try startStapler(["-p", certs, "--on-update", "sh -c 'echo $$ > $0/pid-$$; exec sleep 300' '\(runs)'",
-                                        "--on-update-interval", "0", "--on-update-timeout", "1"])
-        var command: Int32?
-        XCTAssertTrue(waitUntil(timeout: 15) {
-            command = (try? self.recorded("pid", in: runs))?.first.flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
-            return command != nil
-        }, stapler.log)
+        let (stapler, runs, _) = try startWithOneNewStaple(Self.hangingCommand, ["--on-update-timeout", "1"])
+        let command = try waitForCommandPID(in: runs, of: stapler)
         stapler.signal(SIGSTOP)
         defer { stapler.signal(SIGCONT) }
-        XCTAssertTrue(waitUntil(timeout: 8) { Self.hasEnded(command!) }, "the command outlived its timeout")
+        XCTAssertTrue(waitUntil(timeout: 8) { Self.hasEnded(command) }, "the command outlived its timeout")
         stapler.signal(SIGCONT)
         stapler.expectLog("ERROR on-update: sh did not finish within 1 s, killed by signal 15 (Terminated)")
         stapler.stopCleanly()
     }
 
     func testTheLauncherRefusesAForgedRequestAndNeverRunsTheCommandWithIt() throws {
-        let certs = try directory("certs")
-        _ = try pki.haproxySite("a", in: certs, ocspURL: responderURL, stapleAtStart: false)
-        try startResponder()
-        let runs = try directory("runs")
-        let stapler = try startStapler(["-p", certs, "--on-update", "sh -c 'cat > $0/stdin-$$' '\(runs)'",
-                                        "--on-update-interval", "0"])
+        let (stapler, runs, _) = try startWithOneNewStaple("sh -c 'cat > $0/stdin-$$'")
         stapler.expectLog("on-update: sh exited 0")
         XCTAssertEqual(try recorded("stdin", in: runs).count, 1, "the command records the runs it gets")
         let launcher = try XCTUnwrap(Self.children(of: stapler.pid).first, stapler.log)
@@ -286,11 +256,8 @@ final class OnUpdateEndToEndTests: XCTestCase {
     }
 
     func testALauncherKilledByHandIsReportedAndLaterRunsSayToRestart() throws {
-        let certs = try directory("certs")
-        let site = try pki.haproxySite("a", in: certs, ocspURL: responderURL, stapleAtStart: false)
-        try startResponder()
-        let stapler = try startStapler(["-p", certs, "--on-update", "true", "--on-update-interval", "0"])
-        stapler.expectLog("on-update: true exited 0")
+        let (stapler, _, site) = try startWithOneNewStaple("sh -c true")
+        stapler.expectLog("on-update: sh exited 0")
         let launcher = try XCTUnwrap(Self.children(of: stapler.pid).first, stapler.log)
         kill(launcher, SIGKILL)
         let gone = "on-update: the launcher (pid \(launcher)) is gone (it was killed by signal 9 (Killed)): "
@@ -305,6 +272,33 @@ final class OnUpdateEndToEndTests: XCTestCase {
     }
 
     // MARK: Helpers
+
+    /// Writes its pid into the directory it is given, then hangs.
+    private static let hangingCommand = "sh -c 'echo $$ > $0/pid-$$; exec sleep 300'"
+
+    /// Stapler with one certificate that has no staple yet (so one is written at start and
+    /// announced), its responder, and `command` (a `sh -c '...'` that gets a directory for
+    /// its records as `$0`) run with `--on-update-interval 0`.
+    private func startWithOneNewStaple(_ command: String, _ more: [String] = []) throws
+        -> (stapler: StaplerProcess, runs: String, site: HAProxySite) {
+        let certs = try directory("certs")
+        let site = try pki.haproxySite("a", in: certs, ocspURL: responderURL, stapleAtStart: false)
+        try startResponder()
+        let runs = try directory("runs")
+        let stapler = try startStapler(["-p", certs, "--on-update", "\(command) '\(runs)'", "--on-update-interval", "0"] + more)
+        return (stapler, runs, site)
+    }
+
+    /// The pid `hangingCommand` wrote, once it has.
+    private func waitForCommandPID(in runs: String, of stapler: StaplerProcess,
+                                   file: StaticString = #filePath, line: UInt = #line) throws -> Int32 {
+        var pid: Int32?
+        _ = waitUntil(timeout: 15) {
+            pid = (try? self.recorded("pid", in: runs))?.first.flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+            return pid != nil
+        }
+        return try XCTUnwrap(pid, "the command never wrote its pid:\n\(stapler.log)", file: file, line: line)
+    }
 
     private func directory(_ name: String) throws -> String {
         let path = temp.file(name)
