@@ -313,11 +313,6 @@ final class HAProxyEndToEndTests: XCTestCase {
     /// What a TLS client is stapled, given a moment: the log line comes just before.
     private func expectStaple(_ expected: StapleSeenByClient, for site: HAProxySite, from haproxy: HAProxyProcess,
                               file: StaticString = #filePath, line: UInt = #line) {
-        var seen: StapleSeenByClient?
-        _ = waitUntil(timeout: 5, interval: 0.1) {
-            seen = try? haproxy.stapleSeen(serverName: site.serverName)
-            return seen == expected
-        }
-        XCTAssertEqual(seen, expected, "TLS client asking for \(site.serverName)", file: file, line: line)
+        haproxy.expectStaple(expected, for: site, timeout: 5, file: file, line: line)
     }
 }

@@ -1,10 +1,15 @@
 import Foundation
+import Reactor
 import TestSupport
 import XCTest
+@testable import Stapler
 
 /// `stapler --on-update` as an operator runs it: a real nginx reloaded after a refresh (what
 /// `openssl s_client -status` is stapled is what counts), a burst of 500 new staples
-/// announced once, a hung command killed while stapling goes on, and `--one-off`.
+/// announced once, a hung command killed while stapling goes on, and `--one-off`. Then the
+/// launcher that starts the command for the confined daemon: the command is its child, never
+/// the daemon's; it dies with the daemon however the daemon ends; a SIGHUP cannot change the
+/// command while the rest of the reload applies.
 final class OnUpdateEndToEndTests: XCTestCase {
     private var temp: TemporaryDirectory!
     private var pki: TestPKI!
@@ -145,7 +150,155 @@ final class OnUpdateEndToEndTests: XCTestCase {
         XCTAssertTrue(FileManager.default.fileExists(atPath: "\(staples)\(site.bundle).ocsp"))
     }
 
+    // MARK: The launcher
+
+    func testTheCommandIsTheLaunchersChildAndTheDaemonStaysOneThreadThatNeverExecs() throws {
+        let (stapler, runs, _) = try startWithOneNewStaple("sh -c 'echo $PPID > $0/parent-$$; cat /proc/$PPID/comm > $0/comm-$$'")
+        stapler.expectLog("on-update: sh exited 0")
+
+        let parent = try XCTUnwrap(Int32(try recorded("parent", in: runs).first?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""))
+        XCTAssertNotEqual(parent, stapler.pid, "the daemon started the command itself")
+        XCTAssertEqual(Self.parent(of: parent), stapler.pid, "the command's parent is the daemon's child")
+        XCTAssertEqual(try recorded("comm", in: runs), ["stapler-hook\n"])
+        XCTAssertEqual(Self.children(of: stapler.pid), [parent], "the launcher is the daemon's only child")
+        XCTAssertTrue(stapler.log.contains("on-update: commands start from the launcher, pid \(parent), forked before confinement"),
+                      stapler.log)
+        XCTAssertEqual(try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(stapler.pid)/exe"),
+                       StaplerProcess.binary, "the daemon still runs stapler")
+        XCTAssertEqual(stapler.threadCount, 1)
+        stapler.stopCleanly()
+    }
+
+    func testTheLauncherEndsWhenTheDaemonIsKilled() throws {
+        let certs = try directory("certs")
+        let stapler = try startStapler(["-p", certs, "--on-update", "true"])
+        stapler.expectLog("on-update: commands start from the launcher")
+        let launcher = try XCTUnwrap(Self.children(of: stapler.pid).first, stapler.log)
+        // The wait that must see it go sees it alive first.
+        XCTAssertFalse(waitUntil(timeout: 1) { Self.hasEnded(launcher) }, "the launcher ended by itself")
+
+        stapler.signal(SIGKILL)
+        XCTAssertNotNil(stapler.waitForExit(timeout: 10))
+        XCTAssertTrue(waitUntil(timeout: 5) { Self.hasEnded(launcher) }, "the launcher outlived the daemon")
+    }
+
+    func testStoppingTheDaemonStopsARunningCommandAndTheLauncher() throws {
+        let (stapler, runs, _) = try startWithOneNewStaple(Self.hangingCommand)
+        let command = try waitForCommandPID(in: runs, of: stapler)
+        let launcher = try XCTUnwrap(Self.children(of: stapler.pid).first, stapler.log)
+        XCTAssertFalse(waitUntil(timeout: 1) { Self.hasEnded(command) }, "the command ended by itself")
+
+        stapler.stopCleanly()
+        XCTAssertTrue(stapler.log.contains("on-update: stopping; sh (pid \(command)) sent SIGTERM"), stapler.log)
+        XCTAssertTrue(waitUntil(timeout: 5) { Self.hasEnded(command) }, "the command outlived the daemon")
+        XCTAssertTrue(waitUntil(timeout: 5) { Self.hasEnded(launcher) }, "the launcher outlived the daemon")
+    }
+
+    func testSIGHUPCannotChangeTheCommandButTheRestOfTheReloadApplies() throws {
+        let certs = try directory("certs")
+        let site = try pki.haproxySite("a", in: certs, ocspURL: responderURL, stapleAtStart: false)
+        try startResponder()
+        let runs = try directory("runs")
+        func command(_ name: String) -> String {
+            "sh -c 'echo \(name) >> $0/ran; test -e $0/hang && sleep 30; true' '\(runs)'"
+        }
+        let config = temp.file("stapler.conf")
+        func writeConfig(command: String, timeout: Int) throws {
+            try "cert-paths = [\(certs)]\non-update = \"\(command)\"\non-update-interval = 0\non-update-timeout = \(timeout)\n"
+                .write(toFile: config, atomically: true, encoding: .utf8)
+        }
+        try writeConfig(command: command("A"), timeout: 60)
+        let stapler = try startStapler(["-c", config])
+        stapler.expectLog("on-update: sh exited 0")
+
+        // B instead of A, and a timeout of 1 s instead of 60; A will hang from now on.
+        try writeConfig(command: command("B"), timeout: 1)
+        _ = FileManager.default.createFile(atPath: "\(runs)/hang", contents: Data())
+        stapler.signal(SIGHUP)
+        stapler.expectLog("configuration reloaded")
+        XCTAssertTrue(stapler.log.contains(
+            "WARNING SIGHUP: restart Stapler to change --on-update: the command is fixed when the sandbox is set at start"),
+                      stapler.log)
+
+        try responder!.revoke(site.leaf, in: pki)
+        try Shell.run(["touch", site.bundle])
+        stapler.expectLog("ERROR on-update: sh did not finish within 1 s, killed by signal 15 (Terminated)")
+        XCTAssertEqual(try String(contentsOfFile: "\(runs)/ran", encoding: .utf8), "A\nA\n", "A ran again, B never")
+        XCTAssertEqual(stapler.log.components(separatedBy: "restart Stapler to change --on-update").count - 1, 1)
+        stapler.stopCleanly()
+    }
+
+    func testTheLauncherKillsAHungCommandOnTimeEvenWhileTheDaemonIsStopped() throws {
+        let (stapler, runs, _) = try startWithOneNewStaple(Self.hangingCommand, ["--on-update-timeout", "1"])
+        let command = try waitForCommandPID(in: runs, of: stapler)
+        stapler.signal(SIGSTOP)
+        defer { stapler.signal(SIGCONT) }
+        XCTAssertTrue(waitUntil(timeout: 8) { Self.hasEnded(command) }, "the command outlived its timeout")
+        stapler.signal(SIGCONT)
+        stapler.expectLog("ERROR on-update: sh did not finish within 1 s, killed by signal 15 (Terminated)")
+        stapler.stopCleanly()
+    }
+
+    func testTheLauncherRefusesAForgedRequestAndNeverRunsTheCommandWithIt() throws {
+        let (stapler, runs, _) = try startWithOneNewStaple("sh -c 'cat > $0/stdin-$$'")
+        stapler.expectLog("on-update: sh exited 0")
+        XCTAssertEqual(try recorded("stdin", in: runs).count, 1, "the command records the runs it gets")
+        let launcher = try XCTUnwrap(Self.children(of: stapler.pid).first, stapler.log)
+
+        // What a daemon taken over could send: a run for a file that is no staple.
+        let forged = LauncherRequest(staples: Array("/etc/shadow\n".utf8), timeout: .seconds(60), killGrace: .seconds(5))
+        try SocketPairIntruder.send(FrameDecoder.frame(forged.encoded()), from: stapler.pid, toItsHelper: launcher)
+        XCTAssertTrue(waitUntil(timeout: 5) { Self.hasEnded(launcher) }, "the launcher took the forged request")
+        stapler.expectLog("ERROR on-update: the launcher (pid \(launcher)) is gone (it refused the daemon's request: "
+                          + "staple list line 1: does not end in .ocsp): restart Stapler to run the command again")
+        XCTAssertEqual(try recorded("stdin", in: runs).count, 1, "the command ran for the forged request")
+        stapler.stopCleanly()
+    }
+
+    func testALauncherKilledByHandIsReportedAndLaterRunsSayToRestart() throws {
+        let (stapler, _, site) = try startWithOneNewStaple("sh -c true")
+        stapler.expectLog("on-update: sh exited 0")
+        let launcher = try XCTUnwrap(Self.children(of: stapler.pid).first, stapler.log)
+        kill(launcher, SIGKILL)
+        let gone = "on-update: the launcher (pid \(launcher)) is gone (it was killed by signal 9 (Killed)): "
+            + "restart Stapler to run the command again"
+        stapler.expectLog("ERROR " + gone)
+
+        try responder!.revoke(site.leaf, in: pki)
+        try Shell.run(["touch", site.bundle])
+        stapler.expectLog("ERROR " + gone + "; 1 changed staple(s) not announced")
+        XCTAssertEqual(stapler.threadCount, 1)
+        stapler.stopCleanly()
+    }
+
     // MARK: Helpers
+
+    /// Writes its pid into the directory it is given, then hangs.
+    private static let hangingCommand = "sh -c 'echo $$ > $0/pid-$$; exec sleep 300'"
+
+    /// Stapler with one certificate that has no staple yet (so one is written at start and
+    /// announced), its responder, and `command` (a `sh -c '...'` that gets a directory for
+    /// its records as `$0`) run with `--on-update-interval 0`.
+    private func startWithOneNewStaple(_ command: String, _ more: [String] = []) throws
+        -> (stapler: StaplerProcess, runs: String, site: HAProxySite) {
+        let certs = try directory("certs")
+        let site = try pki.haproxySite("a", in: certs, ocspURL: responderURL, stapleAtStart: false)
+        try startResponder()
+        let runs = try directory("runs")
+        let stapler = try startStapler(["-p", certs, "--on-update", "\(command) '\(runs)'", "--on-update-interval", "0"] + more)
+        return (stapler, runs, site)
+    }
+
+    /// The pid `hangingCommand` wrote, once it has.
+    private func waitForCommandPID(in runs: String, of stapler: StaplerProcess,
+                                   file: StaticString = #filePath, line: UInt = #line) throws -> Int32 {
+        var pid: Int32?
+        _ = waitUntil(timeout: 15) {
+            pid = (try? self.recorded("pid", in: runs))?.first.flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+            return pid != nil
+        }
+        return try XCTUnwrap(pid, "the command never wrote its pid:\n\(stapler.log)", file: file, line: line)
+    }
 
     private func directory(_ name: String) throws -> String {
         let path = temp.file(name)
@@ -181,5 +334,28 @@ final class OnUpdateEndToEndTests: XCTestCase {
         try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasPrefix(kind + "-") }.map {
             try String(contentsOfFile: "\(directory)/\($0)", encoding: .utf8)
         }
+    }
+
+    /// /proc/PID/stat after the command name (which may hold spaces and parentheses): the
+    /// state, then the parent's pid.
+    private static func stat(_ pid: Int32) -> (state: String, parent: Int32)? {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = text.range(of: ")", options: .backwards) else { return nil }
+        let fields = text[close.upperBound...].split(separator: " ")
+        guard fields.count > 1, let parent = Int32(fields[1]) else { return nil }
+        return (String(fields[0]), parent)
+    }
+
+    private static func parent(of pid: Int32) -> Int32? { stat(pid)?.parent }
+
+    private static func children(of pid: Int32) -> [Int32] {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap(Int32.init).filter { parent(of: $0) == pid && !hasEnded($0) }.sorted()
+    }
+
+    /// Gone from /proc, or a zombie waiting for whoever reaps orphans.
+    private static func hasEnded(_ pid: Int32) -> Bool {
+        guard let status = stat(pid) else { return true }
+        return status.state == "Z" || status.state == "X"
     }
 }

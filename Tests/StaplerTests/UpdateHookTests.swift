@@ -153,6 +153,29 @@ final class UpdateHookTests: XCTestCase {
         XCTAssertTrue(log.contains("on-update: not listed for the command: the path contains a line feed"), log)
     }
 
+    func testConfinedWithoutACommandAtStartNoneCanBeAddedBySIGHUP() throws {
+        let (loop, direct) = try makeHook(recordingCommand, settling: .milliseconds(10), interval: .zero)
+        let settings = direct.settings
+        let confined = UpdateHook(loop: loop, logger: loggers[0], settings: .init(command: nil, minimumInterval: .zero,
+                                                                                 settlingDelay: .milliseconds(10),
+                                                                                 timeout: .seconds(10)),
+                                  launch: .none)
+        confined.update(settings)
+        XCTAssertNil(confined.settings.command)
+        XCTAssertTrue(log.contains("WARNING SIGHUP: restart Stapler to change --on-update: the command is fixed when the "
+                                   + "sandbox is set at start"), log)
+        confined.update(UpdateHook.Settings(command: nil, minimumInterval: .zero, timeout: .seconds(3)))
+        XCTAssertEqual(confined.settings.timeout, .seconds(3), "the rest of the settings apply")
+
+        // Told of the same change, the direct hook runs and the confined one does not.
+        confined.stapleChanged("/certs/a.pem.ocsp")
+        direct.stapleChanged("/certs/a.pem.ocsp")
+        try loop.runForTest(deadline: .seconds(10)) { direct.runs == 1 && direct.isIdle }
+        XCTAssertEqual(confined.runs, 0)
+        XCTAssertEqual(try recorded("count"), ["1"])
+        XCTAssertEqual(log.components(separatedBy: "restart Stapler to change --on-update").count - 1, 1)
+    }
+
     // MARK: Helpers
 
     private var loggers: [Logger] = []

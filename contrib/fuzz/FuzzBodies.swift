@@ -169,6 +169,57 @@ enum FuzzBodies {
         precondition((try? CommandWords.split(CommandWords.quoted(words))) == words, "quoting did not give the words back")
     }
 
+    /// The launcher reading the daemon's bytes (a compromised daemon's, say): frames cut in
+    /// chunks of the first byte's size plus one, each decoded as a run request. An accepted
+    /// request must list only staple paths, give the command an environment without NUL and
+    /// with the right count, and survive encoding and decoding again.
+    static func launcherRequest(_ bytes: [UInt8]) {
+        guard let first = bytes.first else { return }
+        _ = try? LauncherRequest.decode(Array(bytes.dropFirst()))
+        eachFrame(bytes.dropFirst(), step: Int(first) + 1, limit: LauncherRequest.maximumFrame) { payload in
+            guard let request = try? LauncherRequest.decode(payload) else { return }
+            guard let count = try? LauncherRequest.stapleCount(request.staples) else { preconditionFailure("accepted a bad list") }
+            precondition(count == request.staples.count(where: { $0 == UInt8(ascii: "\n") }), "miscounted the staples")
+            let environment = UpdateCommandRun.environment(staples: request.staples, count: count)
+            precondition(!environment.contains(where: { $0.contains(0) }), "a NUL in the command's environment")
+            precondition((try? LauncherRequest.decode(request.encoded())) == request, "a request changed on its way")
+        }
+    }
+
+    /// The daemon reading the launcher's bytes: frames in chunks as for `launcherRequest`,
+    /// each decoded as a report; an accepted one survives encoding and decoding again and
+    /// becomes the log line the daemon would write.
+    static func launcherReport(_ bytes: [UInt8]) {
+        guard let first = bytes.first else { return }
+        _ = try? LauncherReport.decode(Array(bytes.dropFirst()))
+        eachFrame(bytes.dropFirst(), step: Int(first) + 1, limit: LauncherReport.maximumFrame) { payload in
+            guard let report = try? LauncherReport.decode(payload) else { return }
+            precondition(report.encoded() == payload || { if case .refused = report { true } else { false } }(),
+                         "a report changed on its way")
+            switch report {
+            case .finished(let completion):
+                _ = "\(completion.termination) after \(UpdateHook.seconds(completion.duration)): \(UpdateHook.excerpt(completion))"
+            case .spawnFailed(let call, let errno):
+                _ = UpdateCommandError.spawn(ChildProcess.SpawnError(program: Array("nginx".utf8), call: call, errno: errno)).description
+            case .started, .refused:
+                break
+            }
+        }
+    }
+
+    private static func eachFrame(_ bytes: ArraySlice<UInt8>, step: Int, limit: Int, _ body: ([UInt8]) -> Void) {
+        var decoder = FrameDecoder(limit: limit)
+        var index = bytes.startIndex
+        while index < bytes.endIndex {
+            let end = min(bytes.endIndex, index + step)
+            decoder.append(bytes[index..<end])
+            index = end
+            while let payload = try? decoder.next() { body(payload) }
+        }
+        precondition(decoder.pendingBytes >= 0 && decoder.pendingBytes <= limit + FrameDecoder.headerSize + step,
+                     "the decoder held \(decoder.pendingBytes) bytes")
+    }
+
     /// What curl's callbacks hand over from a responder. The first two bytes set the header
     /// and body caps (zero included); the rest is lines, "\n" kept: one starting with NUL is a
     /// body chunk (without the NUL), any other a status or header line. What is kept then

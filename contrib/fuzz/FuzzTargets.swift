@@ -9,6 +9,7 @@ enum FuzzTarget: String, CaseIterable {
     case metrics, addresses, dns
     case command, issuer
     case http, listing, inotify, commandline, process
+    case launcherrequest, launcherreport
 
     /// What the target feeds its input to, as `run.sh` and the README list it.
     var summary: String {
@@ -28,6 +29,8 @@ enum FuzzTarget: String, CaseIterable {
         case .commandline: "command line words, for the daemon and for check, through to the options"
         case .process: "environment (NOTIFY_SOCKET, HOME, JOURNAL_STREAM, proxy ports for the sandbox), /proc stat texts, the pid file"
         case .issuer: "CA Issuers answers (DER, PEM, PKCS#7), then acceptance as the issuer of a fixed leaf"
+        case .launcherrequest: "the --on-update launcher's reading of the daemon's frames: run requests and their staple lists"
+        case .launcherreport: "the daemon's reading of the --on-update launcher's frames: started, failed, finished, refused"
         case .dns: "STAPLER_DNS_SERVERS lists, URL hosts and ports, c-ares answers (ares_addrinfo) read into addresses"
         }
     }
@@ -104,6 +107,8 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     case .process: FuzzBodies.process(bytes)
     case .issuer: FuzzBodies.issuer(bytes, leaf: issuedLeaf!)
     case .dns: FuzzBodies.dns(bytes)
+    case .launcherrequest: FuzzBodies.launcherRequest(bytes)
+    case .launcherreport: FuzzBodies.launcherReport(bytes)
     }
     return 0
 }

@@ -104,6 +104,15 @@ printf '127.0.0.1:5353, [::1]:53,192.0.2.1' > "$work/seeds/dns/servers"
 printf 'http://user@OCSP.Example.test.:8080/x?y#z' > "$work/seeds/dns/url"
 printf 'https://[2001:db8::1]/ocsp' > "$work/seeds/dns/url-ipv6"
 printf '\x00\x10\x00\x00\x00\x3c\x02\x00\x00\x50\x7f\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x00\x01\x1c\x00\x00\x01\x2c\x0a\x00\x00\x50\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00' > "$work/seeds/dns/addrinfo"
+# Frames as the other side writes them (see Hook/LauncherMessages.swift); the first byte is
+# the chunk size minus one. Two run requests; started then finished (SIGTERM after a
+# timeout, with output); a failed spawn then a refusal.
+printf '\x07\x00\x00\x00S\x01\x00\x00\x00\x0d\xf8GX\x00\x00\x00\x00\x01*\x05\xf2\x00/etc/nginx/certs/a.pem.ocsp\x0a/var/lib/stapler/etc/ssl/b c.pem.ocsp\x0a\x00\x00\x00S\x01\x00\x00\x00\x0d\xf8GX\x00\x00\x00\x00\x01*\x05\xf2\x00/etc/nginx/certs/a.pem.ocsp\x0a/var/lib/stapler/etc/ssl/b c.pem.ocsp\x0a' \
+    > "$work/seeds/launcherrequest/two-runs"
+printf '\x05\x00\x00\x00\x05\x81\x00\x00\x10\x92\x00\x00\x00)\x83\x01\x00\x00\x00\x0f\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01G\xd3W\x00reloading\x0a' \
+    > "$work/seeds/launcherreport/timed-out"
+printf '\x0b\x00\x00\x00\x10\x82\x00\x00\x00\x02posix_spawn\x00\x00\x00+\x84a run request while the command still runs' \
+    > "$work/seeds/launcherreport/refused"
 
 status=0
 export STAPLER_FUZZ_BUNDLE="$pki/bundle.pem"

@@ -68,4 +68,10 @@ int cepoll_pipe2(int fds[2], int flags);
 int cepoll_pidfd_open(pid_t pid);
 int cepoll_spawn_file_actions_addclosefrom(posix_spawn_file_actions_t *actions, int from);
 
+// A helper process forked before the daemon confines itself (the --on-update launcher):
+// prctl is variadic. The death signal reaches it when its parent dies; the name is what ps
+// and /proc/PID/comm show (at most 15 bytes).
+int cepoll_set_parent_death_signal(int signal);
+int cepoll_set_process_name(const char *name);
+
 #endif

@@ -81,6 +81,17 @@ public final class ChildProcess {
         public let inputUnread: Int
         public let duration: Duration
 
+        /// For a completion reported by another process (the `--on-update` launcher).
+        public init(termination: Termination, timedOut: Bool, output: [UInt8], outputDropped: Int, inputUnread: Int,
+                    duration: Duration) {
+            self.termination = termination
+            self.timedOut = timedOut
+            self.output = output
+            self.outputDropped = outputDropped
+            self.inputUnread = inputUnread
+            self.duration = duration
+        }
+
         public var succeeded: Bool { termination == .exited(0) && !timedOut }
     }
 
@@ -91,6 +102,18 @@ public final class ChildProcess {
         public let program: String
         public let call: String
         public let errno: Int32
+
+        /// For a failure reported by another process (the `--on-update` launcher): the
+        /// program as the argv word it was given.
+        public init(program: [UInt8], call: String, errno: Int32) {
+            self.init(program: ChildProcess.printable(program), call: call, errno: errno)
+        }
+
+        init(program: String, call: String, errno: Int32) {
+            self.program = program
+            self.call = call
+            self.errno = errno
+        }
 
         public var description: String {
             "cannot run \"\(program)\": " + (call == "posix_spawn" ? "" : "\(call): ") + String(cString: strerror(errno))

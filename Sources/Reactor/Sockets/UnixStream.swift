@@ -57,6 +57,30 @@ public final class UnixStream {
         self.handler = handler
     }
 
+    /// Adopts one end of a pair already connected (socketpair): no connect and no
+    /// `.connected` event; `name` stands in for the path in its errors. The descriptor is the
+    /// stream's from now on (made non-blocking, closed with it, also when this throws).
+    public init(loop: EventLoop, connected fd: Int32, name: FilePath, configuration: Configuration = .init(),
+                handler: @escaping (Event) -> Void) throws(UnixStreamError) {
+        self.loop = loop
+        self.path = name
+        self.configuration = configuration
+        self.handler = handler
+        self.fd = fd
+        guard fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) == 0 else {
+            let code = errno
+            tearDown()
+            throw UnixStreamError(path: name, reason: .system(call: "fcntl(O_NONBLOCK)", errno: code))
+        }
+        do {
+            registration = try loop.register(fd: fd, interest: .readable) { [weak self] events in self?.handle(events) }
+        } catch {
+            tearDown()
+            throw UnixStreamError(path: name, reason: .system(call: error.call, errno: error.errno))
+        }
+        state = .connected
+    }
+
     deinit {
         if state != .closed && state != .initial { tearDown() }
     }

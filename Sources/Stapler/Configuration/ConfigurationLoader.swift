@@ -180,6 +180,10 @@ public enum ConfigurationLoader {
         options.recycleStaples = !(cli.noRecycle ?? file?.noRecycle ?? false)
         options.fetchIssuers = !(cli.noFetchIssuers ?? file?.noFetchIssuers ?? false)
         options.oneOff = cli.oneOff ?? file?.oneOff ?? false
+        options.pushOnly = cli.pushOnly ?? file?.pushOnly ?? false
+        if options.pushOnly && !options.recycleStaples {
+            warnings.append("--no-recycle has no effect with --push-only: staples are read, never fetched")
+        }
         // Each -v raises the level one step from --verbosity (default: warning).
         let level = cli.verbosity ?? file?.verbosity ?? options.verbosity
         options.verbosity = Verbosity(clamping: level.rawValue + cli.verboseCount)

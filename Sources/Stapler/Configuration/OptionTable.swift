@@ -15,6 +15,7 @@ enum Setting: Equatable, Sendable {
     case onUpdate, onUpdateInterval, onUpdateTimeout
     case noFetchIssuers
     case sandbox, noSandbox
+    case pushOnly
 }
 
 /// How many values an option takes, as argparse's `nargs` would say.
@@ -77,6 +78,7 @@ enum OptionTable {
         OptionSpec(.noRecycle, ["no-recycle"], .flag),
         OptionSpec(.oneOff, ["one-off"], .flag),
         OptionSpec(.stapleDirectory, ["staple-dir"], .one, value: "DIR"),
+        OptionSpec(.pushOnly, ["push-only"], .flag),
         OptionSpec(.verbose, [], short: "v", .flag, configurable: false),
         OptionSpec(.verbosity, ["verbosity"], .one, value: "0-4"),
         OptionSpec(.quiet, ["quiet"], short: "q", .flag),

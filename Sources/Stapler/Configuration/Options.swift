@@ -73,6 +73,10 @@ public struct Options: Equatable, Sendable {
     public var recycleStaples = true
     /// Scan, fetch what is due, write, push, exit.
     public var oneOff = false
+    /// `--push-only`: never ask a responder or fetch an issuer; serve the staple files another
+    /// Stapler writes (beside the certificates or below `stapleDirectory`), each verified
+    /// before it is pushed to HAProxy.
+    public var pushOnly = false
     public var verbosity: Verbosity = .warning
     /// No log output on stdout/stderr.
     public var quiet = false

@@ -40,6 +40,7 @@ struct SettingsLayer: Equatable {
     /// Confine the daemon (`sandbox = false`, `--no-sandbox` turn it off).
     var sandbox: Bool?
     var oneOff: Bool?
+    var pushOnly: Bool?
     /// How many times `-v` was given.
     var verboseCount = 0
     var verbosity: Verbosity?
@@ -103,6 +104,8 @@ struct SettingsLayer: Equatable {
             if try flag(raw) { sandbox = false }
         case .oneOff:
             oneOff = try flag(raw)
+        case .pushOnly:
+            pushOnly = try flag(raw)
         case .verbose:
             verboseCount += 1
         case .verbosity:

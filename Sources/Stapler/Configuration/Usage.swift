@@ -46,6 +46,10 @@ enum Usage {
                                         (default: 60)
               --one-off                 scan, fetch what is due, write, push,
                                         then exit; exit status 1 on any failure
+              --push-only               never ask a responder: push the staple
+                                        files another Stapler writes (beside the
+                                        certificates or under --staple-dir) to
+                                        HAProxy, each verified first
 
         HAProxy:
           -s, --haproxy-sockets SOCKET ...

@@ -75,7 +75,8 @@ extension Daemon {
                      + "OCSP \(record.ocspURLs.joined(separator: " ")), must-staple \(record.mustStaple)")
         guard !isStopping else { return }
         if changed && wasActive {
-            logger.info("\(certificate.path): changed on disk, fetching a fresh staple")
+            logger.info("\(certificate.path): changed on disk, "
+                        + (options.pushOnly ? "reading its staple again" : "fetching a fresh staple"))
             refresher.refreshNow(certificate)
         } else {
             refresher.adopt(certificate)
@@ -89,7 +90,7 @@ extension Daemon {
         // certificates of that issuer.
         var fetching = false
         if let missing = error.missingIssuer { sandboxSaw(missing.caIssuersURLs + missing.ocspURLs) }
-        if let missing = error.missingIssuer, options.fetchIssuers, !isStopping {
+        if let missing = error.missingIssuer, options.fetchIssuers, !options.pushOnly, !isStopping {
             fetching = issuerFetcher.request(missing, for: certificate.path, location: Self.stapleLocation(options))
         }
         if certificate.inactiveReason != text {

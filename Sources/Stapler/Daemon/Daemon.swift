@@ -23,7 +23,8 @@ final class Daemon {
     let issuers = IssuerStore()
     let statistics = Statistics()
     private(set) var watcher: CertificateWatcher!
-    private(set) var refresher: StapleRefresher!
+    /// Fetches staples, or with `--push-only` reads those another Stapler writes.
+    private(set) var refresher: StapleSource!
     /// Downloads issuers missing from bundles (`Daemon+Certificates.swift` asks).
     private(set) var issuerFetcher: IssuerFetcher!
     private(set) var haproxy: HAProxyFanOut!
@@ -44,8 +45,8 @@ final class Daemon {
     /// How long `--one-off` waits for HAProxy to take the staples before giving up on it.
     static let oneOffPushTimeout: Duration = .seconds(15)
 
-    init(options: Options, loop: EventLoop, logger: Logger,
-         reloadOptions: (() throws(ConfigurationError) -> Options)? = nil) throws(HTTPClient.SetupError) {
+    init(options: Options, loop: EventLoop, logger: Logger, hookLaunch: UpdateHook.Launch = .direct,
+         reloadOptions: (() throws(ConfigurationError) -> Options)? = nil) throws {
         self.options = options
         self.loop = loop
         self.logger = logger
@@ -54,15 +55,22 @@ final class Daemon {
         // One client for OCSP and issuer fetches: one connection cache, one set of limits.
         let http = try HTTPClient(loop: loop,
                                   configuration: try OCSPExchange.clientConfiguration(fetchSlots: options.renewalThreads))
-        refresher = try StapleRefresher(loop: loop, logger: logger, statistics: statistics,
-                                        settings: Self.refreshSettings(options), http: http) { [unowned self] in
-            self.refreshed($0, $1)
+        if options.pushOnly {
+            refresher = try StapleReader(loop: loop, logger: logger, settings: Self.refreshSettings(options),
+                                         watch: Self.stapleWatchSettings(options)) { [unowned self] in
+                self.refreshed($0, $1)
+            }
+        } else {
+            refresher = try StapleRefresher(loop: loop, logger: logger, statistics: statistics,
+                                            settings: Self.refreshSettings(options), http: http) { [unowned self] in
+                self.refreshed($0, $1)
+            }
         }
         issuerFetcher = IssuerFetcher(loop: loop, logger: logger, http: http, onePass: options.oneOff)
         issuerFetcher.onFetched = { [unowned self] in self.issuersFetched(for: $0) }
         issuerFetcher.onIdle = { [unowned self] in self.finishOneOffIfDone() }
         haproxy = HAProxyFanOut(loop: loop, logger: logger, statistics: statistics)
-        updateHook = UpdateHook(loop: loop, logger: logger, settings: Self.updateHookSettings(options))
+        updateHook = UpdateHook(loop: loop, logger: logger, settings: Self.updateHookSettings(options), launch: hookLaunch)
         if options.stapleDirectory != nil {
             // HAProxy loads staples only from beside the certificates: with --staple-dir, every
             // HAProxy process that answers is given every staple through its socket.
@@ -85,6 +93,10 @@ final class Daemon {
 
     static func stapleLocation(_ options: Options) -> StapleLocation {
         options.stapleDirectory.map { .under($0) } ?? .besideCertificate
+    }
+
+    static func stapleWatchSettings(_ options: Options) -> StapleWatcher.Settings {
+        StapleWatcher.Settings(rescanInterval: options.oneOff ? nil : options.refreshInterval, watchesEvents: !options.oneOff)
     }
 
     static func updateHookSettings(_ options: Options) -> UpdateHook.Settings {
@@ -117,7 +129,8 @@ final class Daemon {
         haproxy.configure(sockets: options.allHAProxySockets, keepalive: options.haproxySocketKeepalive)
         logger.info("starting: \(options.certificateLocations.count) certificate path(s), "
                     + "\(options.allHAProxySockets.count) HAProxy socket(s)"
-                    + (options.oneOff ? ", one pass" : ""))
+                    + (options.oneOff ? ", one pass" : "")
+                    + (options.pushOnly ? ", push-only: serving the staples another Stapler writes" : ""))
         watcher.rescan()
         if options.oneOff {
             // Checked once the loop runs: stopping a loop that has not started does nothing.
@@ -170,10 +183,11 @@ final class Daemon {
         }
         if let reloadOptions {
             do {
-                let fresh = admitToSandbox(try reloadOptions())
-                if fresh.oneOff != options.oneOff || fresh.daemonize != options.daemonize {
-                    logger.warning("SIGHUP: --one-off and --daemon changes take effect at the next start")
+                var fresh = admitToSandbox(try reloadOptions())
+                if fresh.oneOff != options.oneOff || fresh.daemonize != options.daemonize || fresh.pushOnly != options.pushOnly {
+                    logger.warning("SIGHUP: --one-off, --push-only and --daemon changes take effect at the next start")
                 }
+                fresh.pushOnly = options.pushOnly
                 options = fresh
                 logger.verbosity = fresh.verbosity
                 for warning in fresh.warnings { logger.warning(warning) }
@@ -210,6 +224,11 @@ final class Daemon {
             haproxy.push(der, for: certificate.path, to: sockets(serving: certificate))
         case .unwritten(let der):
             haproxy.push(der, for: certificate.path, to: sockets(serving: certificate))
+        case .read(let der, let changed):
+            if changed {
+                updateHook.stapleChanged(StapleFile.path(forCertificate: certificate.path, in: Self.stapleLocation(options)))
+            }
+            haproxy.push(der, for: certificate.path, to: sockets(serving: certificate))
         case .stapled(_, written: false):
             break
         case .failed:
@@ -224,10 +243,10 @@ final class Daemon {
 
     /// Every staple being served, read back from `--staple-dir`, to one HAProxy socket.
     private func pushAllStaples(to socket: FilePath) {
-        guard let directory = options.stapleDirectory else { return }
+        guard options.stapleDirectory != nil else { return }
         for certificate in certificates.values where certificate.refresh.staple != nil
             && sockets(serving: certificate).contains(socket) {
-            guard let der = try? StapleFile.read(forCertificate: certificate.path, in: .under(directory)) else { continue }
+            guard let der = refresher.stapleToPush(for: certificate) else { continue }
             haproxy.push(der, for: certificate.path, to: [socket])
         }
     }

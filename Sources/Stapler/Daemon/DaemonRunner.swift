@@ -32,11 +32,24 @@ enum DaemonRunner {
             standardError("stapler: \(error)")
             return 2
         }
+        // Confined, the daemon cannot exec: the --on-update command is started by a launcher
+        // forked here, still single-threaded, before anything opens a certificate.
+        let hookLaunch: UpdateHook.Launch
+        do {
+            hookLaunch = try UpdateHook.Launch.choose(command: options.onUpdateCommand, confined: options.sandbox)
+        } catch {
+            logger.critical("cannot start the on-update launcher: \(error)")
+            return 1
+        }
+        if case .launcher(let launcher) = hookLaunch {
+            logger.info("on-update: commands start from the launcher, pid \(launcher.pid), forked before confinement")
+        }
         do {
             // curl_global_init must run before any thread exists.
             try HTTPClient.globalInit()
             let loop = try EventLoop()
-            let daemon = try Daemon(options: options, loop: loop, logger: logger) { () throws(ConfigurationError) -> Options in
+            let daemon = try Daemon(options: options, loop: loop, logger: logger,
+                                    hookLaunch: hookLaunch) { () throws(ConfigurationError) -> Options in
                 guard case .run(let fresh) = try ConfigurationLoader.load(arguments: arguments, environment: environment) else {
                     throw ConfigurationError.invalidSettings("the configuration no longer describes a daemon run")
                 }

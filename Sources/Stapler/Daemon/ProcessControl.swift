@@ -78,7 +78,7 @@ enum ProcessControl {
     /// some open (a pipe or socket it reads to learn when we exit, as a supervisor or a test
     /// harness does); a detached daemon that keeps them makes its launcher look like it never
     /// ends.
-    private static func closeInheritedDescriptors(keeping kept: Int32) {
+    static func closeInheritedDescriptors(keeping kept: Int32) {
         var open: [Int32] = []
         if let entries = try? FileSystem.listDirectory("/proc/self/fd") {
             // The listing's own descriptor is among them; it is closed by then, so closing

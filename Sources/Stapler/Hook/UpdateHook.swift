@@ -1,3 +1,4 @@
+import Glibc
 import Reactor
 
 /// `--on-update COMMAND`: tells servers that read staple files only when they start or
@@ -13,6 +14,10 @@ import Reactor
 /// (`ChildProcess`): stapling goes on meanwhile, and a command still running after `timeout`
 /// (`--on-update-timeout`) is killed. A failed run is logged with its output and not
 /// retried: the next change runs it again.
+///
+/// Confined, the daemon cannot exec: the command is then started by the launcher forked
+/// before confinement (`HookLauncher`), which holds the command of start for good, so a
+/// SIGHUP that changes it is refused while the rest of the settings apply.
 final class UpdateHook {
     struct Settings: Equatable {
         /// argv; nil runs nothing.
@@ -39,6 +44,29 @@ final class UpdateHook {
     static let countVariable = "STAPLER_UPDATED_COUNT"
     /// How much of a failed run's output its log line shows.
     static let loggedOutputLimit = 512
+    /// The most one run lists on standard input (about 100,000 paths of 160 bytes), which
+    /// bounds what the launcher must take from the daemon; later paths wait for the next run.
+    static let inputLimit = 16 * 1024 * 1024
+    static let fixedCommandRefusal =
+        "SIGHUP: restart Stapler to change --on-update: the command is fixed when the sandbox is set at start"
+
+    /// Where runs start, chosen once at start.
+    enum Launch {
+        /// From the daemon itself: any command, changed by SIGHUP at will (no sandbox).
+        case direct
+        /// By the launcher forked before confinement, which runs its command and no other.
+        case launcher(HookLauncher)
+        /// Confined without a command at start: none can be added later.
+        case none
+
+        /// Without confinement the daemon starts commands itself; confined, a configured
+        /// command gets its launcher, forked now (see `HookLauncher.start` for when).
+        static func choose(command: [[UInt8]]?, confined: Bool) throws(SystemError) -> Launch {
+            guard confined else { return .direct }
+            guard let command else { return .none }
+            return .launcher(try HookLauncher.start(command: command))
+        }
+    }
 
     private let loop: EventLoop
     private let logger: Logger
@@ -50,7 +78,12 @@ final class UpdateHook {
     private var lastChange: MonotonicInstant?
     private var lastStart: MonotonicInstant?
     private var timer: TimerHandle?
-    private var running: ChildProcess?
+    private let runner: UpdateCommandRunner?
+    /// The command SIGHUP cannot change, when confined (nil: none may be added).
+    private let fixedCommand: [[UInt8]]??
+    private var running = false
+    /// The running command's pid, once its runner has said.
+    private var runningPID: pid_t?
     /// `--one-off`: run what is pending now, without waiting for quiet or the interval.
     private var flushing = false
     private var stopped = false
@@ -62,18 +95,37 @@ final class UpdateHook {
     /// Called when nothing is pending and nothing runs any more (the end of `--one-off`).
     var onIdle: (() -> Void)?
 
-    init(loop: EventLoop, logger: Logger, settings: Settings) {
+    init(loop: EventLoop, logger: Logger, settings: Settings, launch: Launch = .direct) {
         self.loop = loop
         self.logger = logger
         self.settings = settings
+        switch launch {
+        case .direct:
+            runner = DirectCommandRunner(loop: loop)
+            fixedCommand = .none
+        case .launcher(let launcher):
+            precondition(settings.command == launcher.command, "the launcher runs the command of start")
+            runner = LauncherCommandRunner(loop: loop, logger: logger, launcher: launcher)
+            fixedCommand = .some(launcher.command)
+        case .none:
+            precondition(settings.command == nil, "a command needs a runner")
+            runner = nil
+            fixedCommand = .some(nil)
+        }
     }
 
-    var isIdle: Bool { running == nil && pending.isEmpty }
-    var isRunning: Bool { running != nil }
+    var isIdle: Bool { !running && pending.isEmpty }
+    var isRunning: Bool { running }
 
     /// SIGHUP. A run in progress finishes under the old settings; without a command, what
-    /// was pending is forgotten.
+    /// was pending is forgotten. Confined, only the command of start can run: another is
+    /// refused with one line and the one in force stays (removing it is allowed).
     func update(_ settings: Settings) {
+        var settings = settings
+        if case .some(let fixed) = fixedCommand, let wanted = settings.command, wanted != fixed {
+            logger.warning(Self.fixedCommandRefusal)
+            settings.command = self.settings.command
+        }
         self.settings = settings
         if settings.command == nil {
             pending.removeAll()
@@ -104,7 +156,7 @@ final class UpdateHook {
     /// `--one-off` is done stapling: run now for what is pending; `onIdle` follows.
     func flush() {
         flushing = true
-        if running == nil, !pending.isEmpty {
+        if !running, !pending.isEmpty {
             cancelTimer()
             plan()
         }
@@ -114,16 +166,16 @@ final class UpdateHook {
     func stop() {
         stopped = true
         cancelTimer()
-        if let running {
-            logger.info("on-update: stopping; \(programName) (pid \(running.pid)) sent SIGTERM")
-            running.terminate()
+        if running {
+            logger.info("on-update: stopping; \(programName)" + (runningPID.map { " (pid \($0))" } ?? "") + " sent SIGTERM")
         }
+        runner?.stop()
     }
 
     // MARK: Planning
 
     private func plan() {
-        guard settings.command != nil, running == nil, !pending.isEmpty, !stopped, timer == nil,
+        guard settings.command != nil, !running, !pending.isEmpty, !stopped, timer == nil,
               flushing || !settings.waitsForFlush else { return }
         let now = MonotonicInstant.now()
         let due = dueTime(now: now)
@@ -156,37 +208,52 @@ final class UpdateHook {
     }
 
     private func start() {
-        guard let command = settings.command else { return }
-        let paths = pending
-        pending.removeAll()
-        pendingSet.removeAll()
-        firstChange = nil
+        guard let command = settings.command, let runner else { return }
+        var list: [UInt8] = []
+        var taken = 0
+        for path in pending {
+            guard taken == 0 || list.count + path.bytes.count + 1 <= Self.inputLimit else { break }
+            list += path.bytes + [UInt8(ascii: "\n")]
+            taken += 1
+        }
+        let count = taken
+        for path in pending.prefix(count) { pendingSet.remove(path) }
+        pending.removeFirst(count)
+        if pending.isEmpty { firstChange = nil }
         lastStart = .now()
         runs += 1
 
-        var list: [UInt8] = []
-        for path in paths { list += path.bytes + [UInt8(ascii: "\n")] }
-        var environment = [Array("\(Self.countVariable)=\(paths.count)".utf8)]
-        if list.count <= Self.environmentLimit {
-            environment.append(Array("\(Self.listVariable)=".utf8) + list.dropLast())
-        }
         let shown = LogText.sanitised(String(decoding: CommandWords.quoted(command), as: UTF8.self), limit: 200)
-        logger.info("on-update: running \(shown) for \(paths.count) changed staple(s)")
-        do {
-            running = try ChildProcess(loop: loop, settings: .init(arguments: command, environment: environment, input: list,
-                                                                    timeout: settings.timeout,
-                                                                    killGrace: settings.killGrace)) { [unowned self] in
-                self.finished($0)
+        logger.info("on-update: running \(shown) for \(count) changed staple(s)")
+        running = true
+        runningPID = nil
+        let run = UpdateCommandRun(command: command, staples: list, count: count, timeout: settings.timeout,
+                                   killGrace: settings.killGrace)
+        do throws(UpdateCommandError) {
+            try runner.start(run) { [unowned self] event in
+                guard !self.stopped else { return }
+                switch event {
+                case .started(let pid): self.runningPID = pid
+                case .finished(let completion): self.finished(completion)
+                case .failed(let error): self.failedToStart(error, count: count)
+                }
             }
         } catch {
-            logger.error("on-update: \(LogText.singleLine(error.description)); \(paths.count) changed staple(s) not announced")
-            lastRunFailed = true
-            afterRun()
+            failedToStart(error, count: count)
         }
     }
 
+    private func failedToStart(_ error: UpdateCommandError, count: Int) {
+        running = false
+        runningPID = nil
+        logger.error("on-update: \(LogText.singleLine(error.description)); \(count) changed staple(s) not announced")
+        lastRunFailed = true
+        afterRun()
+    }
+
     private func finished(_ completion: ChildProcess.Completion) {
-        running = nil
+        running = false
+        runningPID = nil
         lastRunFailed = !completion.succeeded
         let after = "after \(Self.seconds(completion.duration))"
         let output = Self.excerpt(completion)
@@ -213,7 +280,7 @@ final class UpdateHook {
     }
 
     /// "0.12 s": hundredths are enough for a command's run time.
-    private static func seconds(_ duration: Duration) -> String {
+    static func seconds(_ duration: Duration) -> String {
         let hundredths = duration.components.seconds * 100 + duration.components.attoseconds / 10_000_000_000_000_000
         var text = "\(hundredths / 100).\(String(hundredths % 100 + 100).dropFirst())"
         while text.hasSuffix("0") { text.removeLast() }
@@ -222,7 +289,7 @@ final class UpdateHook {
     }
 
     /// The output on one line, cut short.
-    private static func excerpt(_ completion: ChildProcess.Completion) -> String {
+    static func excerpt(_ completion: ChildProcess.Completion) -> String {
         let kept = completion.output.prefix(loggedOutputLimit)
         var text = LogText.singleLine(String(decoding: kept, as: UTF8.self))
         while text.hasSuffix("\\n") { text.removeLast(2) }

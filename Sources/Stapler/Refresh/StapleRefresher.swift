@@ -6,7 +6,7 @@ import Reactor
 ///
 /// Every line about a refresh is logged here, once per change of state, not per retry:
 /// stapled, revoked (CRITICAL every time), failed with the reason and the retry, recovered.
-final class StapleRefresher {
+final class StapleRefresher: StapleSource {
     struct Settings {
         /// Fetches at once (`--renewal-threads`).
         var fetchSlots = 8
@@ -30,6 +30,10 @@ final class StapleRefresher {
         case failed
         /// The certificate expired: nothing to ask for any more (the reason, as logged).
         case certificateExpired(reason: String)
+        /// `--push-only` (`StapleReader`): a verified staple another Stapler wrote, to push.
+        /// `changed` when it says something else than the one served before (the
+        /// `--on-update` command runs); false for the staple found at start.
+        case read(der: [UInt8], changed: Bool)
     }
 
     private let loop: EventLoop
@@ -170,6 +174,12 @@ final class StapleRefresher {
     func cancelTimer(_ certificate: TrackedCertificate) {
         if let timer = certificate.refresh.timer { loop.cancel(timer) }
         certificate.refresh.timer = nil
+    }
+
+    /// The staple file as written: only verified staples are ever written there.
+    func stapleToPush(for certificate: TrackedCertificate) -> [UInt8]? {
+        guard certificate.refresh.staple != nil else { return nil }
+        return try? StapleFile.read(forCertificate: certificate.path, in: settings.stapleLocation)
     }
 
     // MARK: Recycling
@@ -440,7 +450,8 @@ final class StapleRefresher {
 }
 
 /// Where a certificate's refresh stands. Only `StapleRefresher` changes it (its setters are
-/// private to that file); the status table and the metrics read it.
+/// private to that file), and `StapleReader` through the methods below; the status table
+/// and the metrics read it.
 struct RefreshState {
     /// The staple being served, as last verified.
     fileprivate(set) var staple: StapleSummary?
@@ -471,4 +482,27 @@ struct RefreshState {
 
     /// From the request until the staple is on disk: a refresh in progress.
     var isFetching: Bool { transfer != nil || pendingWrite != nil }
+}
+
+/// What `StapleReader` (`--push-only`) may change: it serves staples another Stapler
+/// fetched, so it knows no transfers, writes or responder URLs.
+extension RefreshState {
+    /// A staple that verified is served from now on; failures are over.
+    mutating func serve(_ staple: StapleSummary) {
+        self.staple = staple
+        failures = 0
+        lastError = nil
+    }
+
+    /// The staple file cannot be served (missing, refused, not refreshed in time): the
+    /// staple being served, if any, stays.
+    mutating func readFailed(_ reason: String) {
+        failures += 1
+        lastError = reason
+    }
+
+    /// When the reader next looks at the staple by itself (its staleness check).
+    mutating func planCheck(at time: Int64?) {
+        nextRefresh = time
+    }
 }

@@ -138,9 +138,9 @@ final class Sandbox {
         } catch {
             return (false, "sandbox: TCP rules refused by the kernel (\(error)): connections NOT confined")
         }
-        let connect = connectPorts.sorted().map(String.init).joined(separator: ", ")
+        let connect = connectPorts.isEmpty ? "none" : connectPorts.sorted().map(String.init).joined(separator: ", ")
         let bind = plan.bindPorts.isEmpty ? "none" : plan.bindPorts.sorted().map(String.init).joined(separator: ", ")
-        return (true, "sandbox: TCP connect only to port(s) \(connect); bind only \(bind)")
+        return (true, "sandbox: TCP connect only to \(connect == "none" ? "no port" : "port(s) \(connect)"); bind only \(bind)")
     }
 
     // MARK: SIGHUP

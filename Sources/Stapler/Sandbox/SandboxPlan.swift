@@ -103,13 +103,18 @@ struct SandboxPlan: Equatable, Sendable {
         let home = environment["HOME"].map { FilePath($0) }
         if let configFile = options.configFile { addConfiguration(configFile, home: home, pathKinds: pathKinds) }
         for file in options.haproxyConfigFiles { addConfiguration(file, home: home, pathKinds: pathKinds) }
+        // --push-only reads the staples another Stapler writes: it writes no staple and asks
+        // no responder (nor DNS, nor a proxy).
+        let certificateAccess: Access = options.stapleDirectory == nil && !options.pushOnly ? .write : .read
+        // Made at start if missing (also on a push-only host, before the writer has made it):
+        // a rule needs its directory to exist.
         if let stapleDirectory = options.stapleDirectory {
             directoriesToCreate.append(stapleDirectory)
-            add(stapleDirectory, .write)
+            add(stapleDirectory, options.pushOnly ? .read : .write)
         }
         for location in options.certificateLocations {
-            addCertificateLocation(location.path, stapleDirectory: options.stapleDirectory, pathKinds: pathKinds)
-            addLinkTargets(linkTargets(location.path, options.recursive), stapleDirectory: options.stapleDirectory)
+            addCertificateLocation(location.path, access: certificateAccess, pathKinds: pathKinds)
+            addLinkTargets(linkTargets(location.path, options.recursive), access: certificateAccess)
         }
         if let logDirectory = options.logDirectory { addExisting(logDirectory, .write, pathKinds: pathKinds) }
         // The pid file is removed at exit.
@@ -128,6 +133,10 @@ struct SandboxPlan: Equatable, Sendable {
         for name in Self.proxyVariables {
             if let value = environment[name], let port = Self.proxyPort(value) { connectPorts.insert(port) }
         }
+        if options.pushOnly {
+            connectPorts = []
+            learnsResponderPorts = false
+        }
         scopesAbstractUnixSockets = !(environment["NOTIFY_SOCKET"]?.hasPrefix("@") ?? false)
     }
 
@@ -143,8 +152,7 @@ struct SandboxPlan: Equatable, Sendable {
     /// --staple-dir; a certificate file is covered through its directory, where its staple,
     /// temporary files and `.issuer` go. A path that does not exist yet is taken as a file
     /// to come in its parent directory; without that parent it is left out.
-    private mutating func addCertificateLocation(_ path: FilePath, stapleDirectory: FilePath?, pathKinds: PathKinds) {
-        let access: Access = stapleDirectory == nil ? .write : .read
+    private mutating func addCertificateLocation(_ path: FilePath, access: Access, pathKinds: PathKinds) {
         switch pathKinds(path) {
         case .directory: add(path, access)
         case .file: add(path.directory, access)
@@ -172,14 +180,9 @@ struct SandboxPlan: Equatable, Sendable {
     /// file (certbot's `live/site/cert.pem -> ../../archive/site/cert1.pem`) only needs its
     /// target read, through the target's directory where renewals add `cert2.pem`. Staples
     /// go beside the link, or into the linked directory.
-    private mutating func addLinkTargets(_ targets: [(target: FilePath, isDirectory: Bool)], stapleDirectory: FilePath?) {
+    private mutating func addLinkTargets(_ targets: [(target: FilePath, isDirectory: Bool)], access: Access) {
         for (target, isDirectory) in targets {
-            let holder = Self.broadDirectories.contains(target.directory) ? target : target.directory
-            if isDirectory {
-                add(holder, stapleDirectory == nil ? .write : .read)
-            } else {
-                add(Self.broadDirectories.contains(target.directory) ? target : target.directory, .read)
-            }
+            add(Self.broadDirectories.contains(target.directory) ? target : target.directory, isDirectory ? access : .read)
         }
     }
 
