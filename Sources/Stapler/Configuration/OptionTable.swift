@@ -15,6 +15,7 @@ enum Setting: Equatable, Sendable {
     case onUpdate, onUpdateInterval, onUpdateTimeout
     case noFetchIssuers
     case pushOnly
+    case ocspProxy, ocspProxyOnly
 }
 
 /// How many values an option takes, as argparse's `nargs` would say.
@@ -90,6 +91,8 @@ enum OptionTable {
         OptionSpec(.version, ["version"], short: "V", .flag, configurable: false),
         OptionSpec(.help, ["help"], short: "h", .flag, configurable: false),
         OptionSpec(.nonce, ["nonce"], .flag),
+        OptionSpec(.ocspProxy, ["ocsp-proxy"], .one, value: "URL"),
+        OptionSpec(.ocspProxyOnly, ["ocsp-proxy-only"], .flag),
         OptionSpec(.metrics, ["metrics"], .one, value: "ADDRESS"),
         OptionSpec(.metricsPerCertificate, ["metrics-per-certificate"], .toggle, value: "BOOL"),
         OptionSpec(.haproxySockets, ["haproxy-sockets"], short: "s", .oneOrMore, value: "SOCKET"),

@@ -38,6 +38,13 @@ enum Usage {
                                         directories
               --nonce                   put a nonce in OCSP requests (default:
                                         off; many responders ignore it)
+              --ocsp-proxy URL          send OCSP and issuer requests through
+                                        this HTTP proxy, a shared cache (default:
+                                        http_proxy/all_proxy; "" for none;
+                                        no_proxy exempts hosts)
+              --ocsp-proxy-only         never ask a responder directly, not even
+                                        when the proxy fails and a staple is
+                                        within --minimum-validity
           -t, --renewal-threads N       at most N OCSP requests at a time
                                         (default: 8)
           -r, --refresh-interval SECONDS
