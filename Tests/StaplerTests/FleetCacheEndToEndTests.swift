@@ -51,6 +51,24 @@ final class FleetCacheEndToEndTests: XCTestCase {
                 body: Array(try pki.ocspResponse(for: leaf, validForMinutes: validForMinutes)))
     }
 
+    /// A responder that signs each answer when asked, valid for `validForMinutes`.
+    private static func signingOnRequest(_ pki: TestPKI, _ leaf: TestPKI.Leaf, maxAge: Int, validForMinutes: Int)
+        -> HostileResponder.Behaviour {
+        let signer = Signer(pki: pki, leaf: leaf)
+        return .computed {
+            (try? answer(signer.pki, signer.leaf, maxAge: maxAge, validForMinutes: validForMinutes)) ?? .status(500)
+        }
+    }
+
+    private final class Signer: @unchecked Sendable {
+        let pki: TestPKI
+        let leaf: TestPKI.Leaf
+        init(pki: TestPKI, leaf: TestPKI.Leaf) {
+            self.pki = pki
+            self.leaf = leaf
+        }
+    }
+
     func testThreeHostsBehindOneCacheAskTheResponderOncePerCertificate() throws {
         let temp = try TemporaryDirectory(prefix: "stapler-fleet-cache")
         let pki = try TestPKI(directory: temp.file("pki"))
@@ -110,7 +128,7 @@ final class FleetCacheEndToEndTests: XCTestCase {
         defer { responder.stop() }
         let cache = try CachingProxyProcess(directory: temp.file("cache"))
         let leaf = try pki.issueLeaf(commonName: "soon.test", ocspURLs: [responder.url(route: "soon")])
-        responder.set(try Self.answer(pki, leaf, maxAge: 20, validForMinutes: 1), for: "soon")
+        responder.set(Self.signingOnRequest(pki, leaf, maxAge: 20, validForMinutes: 1), for: "soon")
 
         let arguments = ["--ocsp-proxy", cache.url, "--minimum-validity", "35"]
         let first = try makeHost("first", in: temp, pki: pki, leaves: [("soon", leaf)], arguments: arguments,
@@ -127,9 +145,8 @@ final class FleetCacheEndToEndTests: XCTestCase {
         XCTAssertEqual(responder.requestCount(route: "soon"), 1)
         XCTAssertEqual(cache.cacheStatuses.last, "HIT")
 
-        // The CA signs newer answers from now on; the first host's refresh (30 s after its
-        // fetch, the policy's shortest wait) must reach it.
-        responder.set(try Self.answer(pki, leaf, maxAge: 20, validForMinutes: 1), for: "soon")
+        // The first host's refresh (30 s after its fetch, the policy's shortest wait) must
+        // reach the responder, which signs a newer answer.
         XCTAssertTrue(first.stapler.waitForLog("soon.pem: staple written", count: 2, timeout: 60), first.stapler.log)
         XCTAssertEqual(responder.requestCount(route: "soon"), 2, "the expired cache entry went back to the responder")
         XCTAssertEqual(cache.cacheStatuses.filter { $0 == "EXPIRED" }.count, 1, "\(cache.cacheStatuses)")
@@ -137,6 +154,36 @@ final class FleetCacheEndToEndTests: XCTestCase {
         XCTAssertGreaterThan(refreshed, firstThisUpdate)
         XCTAssertEqual(try pki.verifyWithOpenSSL(staple: staple, for: leaf), "good")
         XCTAssertFalse(first.stapler.log.contains("OCSP fetch failed"), first.stapler.log)
+        // The cache's rules did it: nothing went around the cache.
+        XCTAssertEqual(try metric(first, "stapler_ocsp_requests_total{route=\"direct\"}"), "0")
+        XCTAssertEqual(try metric(first, "stapler_ocsp_requests_total{route=\"proxy\"}"), "2")
+    }
+
+    /// A responder whose max-age outlasts the refresh window (RFC 5019 allows it up to
+    /// nextUpdate): the cache still holds the old answer when Stapler refreshes, so the
+    /// answer through it is already within --minimum-validity; Stapler asks the responder
+    /// directly instead of stapling it, and gets a newer one.
+    func testAnAnswerTheCacheKeepsPastTheRefreshWindowIsAskedForDirectly() throws {
+        let temp = try TemporaryDirectory(prefix: "stapler-fleet-long-max-age")
+        let pki = try TestPKI(directory: temp.file("pki"))
+        let responder = try HostileResponder()
+        defer { responder.stop() }
+        let cache = try CachingProxyProcess(directory: temp.file("cache"))
+        let leaf = try pki.issueLeaf(commonName: "sticky.test", ocspURLs: [responder.url(route: "sticky")])
+        responder.set(Self.signingOnRequest(pki, leaf, maxAge: 3600, validForMinutes: 1), for: "sticky")
+        let host = try makeHost("host", in: temp, pki: pki, leaves: [("sticky", leaf)],
+                                arguments: ["--ocsp-proxy", cache.url, "--minimum-validity", "35"], haproxy: false)
+        XCTAssertTrue(host.stapler.waitForLog("sticky.pem: staple written", timeout: 30), host.stapler.log)
+        let staple = "\(host.certificates)/sticky.pem.ocsp"
+        let firstThisUpdate = try thisUpdate(of: staple, certificate: "\(host.certificates)/sticky.pem")
+
+        XCTAssertTrue(host.stapler.waitForLog("sticky.pem: staple written", count: 2, timeout: 60), host.stapler.log)
+        XCTAssertEqual(cache.cacheStatuses, ["MISS", "HIT"], "the cache answered the refresh with its old copy")
+        XCTAssertEqual(responder.requestCount(route: "sticky"), 2, "and the responder was asked directly")
+        XCTAssertTrue(host.stapler.log.contains("within --minimum-validity (a cached copy"), host.stapler.log)
+        XCTAssertGreaterThan(try thisUpdate(of: staple, certificate: "\(host.certificates)/sticky.pem"), firstThisUpdate)
+        XCTAssertEqual(try metric(host, "stapler_ocsp_requests_total{route=\"direct\"}"), "1")
+        XCTAssertEqual(try pki.verifyWithOpenSSL(staple: staple, for: leaf), "good")
     }
 
     func testWhenTheCacheIsDownOnlyStaplesRunningOutAreAskedForDirectlyUnlessProxyOnly() throws {

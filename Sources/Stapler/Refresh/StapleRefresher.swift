@@ -11,7 +11,9 @@ import Reactor
 /// Through a proxy (a shared cache), a failed attempt is retried straight to the responder
 /// in the same attempt when the certificate has no staple or one within the minimum
 /// validity, unless `proxyOnly`: a cache that is down costs the CA requests only for the
-/// staples that would otherwise run out, and the others wait for it with backoff.
+/// staples that would otherwise run out, and the others wait for it with backoff. An answer
+/// through the proxy that is itself within the minimum validity (a cache holding it past
+/// the refresh window) is asked for directly in the same way.
 final class StapleRefresher: StapleSource {
     struct Settings {
         /// Fetches at once (`--renewal-threads`).
@@ -351,7 +353,17 @@ final class StapleRefresher: StapleSource {
             if OCSPExchange.isProxyFault(error) { noteProxy(proxy, failing: "\(error)") }
             return attemptFailed(certificate, reason: "\(error) (through the proxy \(proxy))")
         }
-        if let proxy = certificate.refresh.proxy { noteProxy(proxy, failing: nil) }
+        if let proxy = certificate.refresh.proxy {
+            noteProxy(proxy, failing: nil)
+            // A cache keeps an answer as long as the responder's max-age says, which RFC 5019
+            // lets run up to nextUpdate: stapled, this one would be due again at once and the
+            // cache would hand it out until it expires. The responder has a fresher one.
+            if !settings.proxyOnly, answer.verified.nextUpdate.saturatingSubtract(now) < settings.minimumValidity {
+                return attemptFailed(certificate, reason: "\(exchange.responderURL): the answer through the proxy \(proxy) "
+                    + "is valid only until \(UTCTime.format(answer.verified.nextUpdate)), within --minimum-validity "
+                    + "(a cached copy whose max-age outlasts the refresh window)")
+            }
+        }
         statistics.noteResponder(thisUpdate: answer.verified.thisUpdate, now: now)
         do {
             let outcome = try StapleFile.write(answer.verified.der, forCertificate: certificate.path,
