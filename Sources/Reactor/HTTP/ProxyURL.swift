@@ -36,6 +36,10 @@ public struct ProxyURL: Equatable, Sendable, CustomStringConvertible {
         let withPort = hasPort ? rest : Self.insertPort(Self.defaultPort, into: rest)
         guard let endpoint = URLEndpoint(url: "http://" + String(decoding: withPort, as: UTF8.self))
         else { throw ParseError(description: "no host, or a port outside 1 to 65535") }
+        guard endpoint.isPlainName || endpoint.isAddressLiteral else {
+            throw ParseError(description: "the host is no name of letters, digits, '-' and dots, nor an address "
+                + "(write an international name in its xn-- form)")
+        }
         self.text = text
         self.endpoint = endpoint
     }
