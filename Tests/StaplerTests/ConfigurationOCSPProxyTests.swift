@@ -29,6 +29,18 @@ final class ConfigurationOCSPProxyTests: XCTestCase {
                        "the command line's empty value beats the file's proxy")
     }
 
+    func testCheckFetchesThroughTheSameProxy() throws {
+        let temp = try TemporaryDirectory()
+        let config = try writeFile("ocsp-proxy = http://cache.dc1.example:3128\n", named: "stapler.conf", in: temp)
+        guard case .check(let fromFile) = try H.command(["check", "--config", config.description, "/c/a.pem"]) else {
+            return XCTFail("not a check command")
+        }
+        XCTAssertEqual(fromFile.ocspProxy, "http://cache.dc1.example:3128")
+        guard case .check(let none) = try H.command(["check", "--config", config.description, "--ocsp-proxy", "",
+                                                     "/c/a.pem"]) else { return XCTFail("not a check command") }
+        XCTAssertEqual(none.ocspProxy, "")
+    }
+
     func testABadProxyIsOneLineWithoutTheValueItMayHoldAPasswordIn() throws {
         for bad in ["https://cache:443", "socks5h://cache:1080", "http://user:hunter2@:3128", "http://cache:99999"] {
             let error = try XCTUnwrap(H.error(["--ocsp-proxy", bad, "/c"]), bad)

@@ -80,6 +80,7 @@ public enum ConfigurationLoader {
         check.timeout = commandLine.timeout ?? check.timeout
         check.verbose = commandLine.verboseCount > 0
         check.nonce = commandLine.nonce ?? fileLayer?.nonce ?? false
+        check.ocspProxy = commandLine.ocspProxy ?? fileLayer?.ocspProxy
         check.stapleDirectory = (commandLine.stapleDirectory ?? fileLayer?.stapleDirectory)?.value
             .map { ConfigurationPaths.absolute($0, base: base) }
         check.warnings = (fileLayer?.warnings ?? []) + commandLine.warnings

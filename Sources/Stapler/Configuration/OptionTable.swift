@@ -114,6 +114,7 @@ enum OptionTable {
         OptionSpec(.fetch, ["fetch"], .flag),
         OptionSpec(.minimumValidity, ["minimum-validity"], .one, value: "SECONDS"),
         OptionSpec(.nonce, ["nonce"], .flag),
+        OptionSpec(.ocspProxy, ["ocsp-proxy"], .one, value: "URL"),
         OptionSpec(.stapleDirectory, ["staple-dir"], .one, value: "DIR"),
         OptionSpec(.verbose, [], short: "v", .flag, configurable: false),
         OptionSpec(.config, ["config"], .one, value: "FILE"),

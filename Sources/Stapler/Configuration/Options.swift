@@ -149,6 +149,8 @@ public struct CheckOptions: Equatable, Sendable {
     /// `-v`: every detail of every certificate instead of one line each.
     public var verbose = false
     public var nonce = false
+    /// `--ocsp-proxy` for `--fetch`, as the daemon takes it (nil: the environment decides).
+    public var ocspProxy: String?
     /// Where the daemon writes staples (`--staple-dir`); nil: beside each certificate.
     public var stapleDirectory: FilePath?
     public var configFile: FilePath?

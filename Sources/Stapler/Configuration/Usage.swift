@@ -141,6 +141,9 @@ enum Usage {
                                         the daemon's margin, for "refresh due"
                                         (default: 7200, or the config file's)
               --nonce                   put a nonce in the OCSP request
+              --ocsp-proxy URL          ask through this HTTP proxy, as the
+                                        daemon does (default: the config file's,
+                                        else http_proxy/all_proxy; "" for none)
               --staple-dir DIR          look for staples below DIR, as the daemon
                                         writes them with --staple-dir (default:
                                         the config file's, else beside each
