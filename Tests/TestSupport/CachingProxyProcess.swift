@@ -17,7 +17,7 @@ public final class CachingProxyProcess {
     private let pidPath: String
     private let errorLogPath: String
     private let accessLogPath: String
-    private var process: Process?
+    private let master: NginxMaster
 
     public init(directory: String, port: UInt16 = freeLoopbackPort()) throws {
         self.directory = directory
@@ -27,6 +27,8 @@ public final class CachingProxyProcess {
         pidPath = "\(directory)/nginx.pid"
         errorLogPath = "\(directory)/error.log"
         accessLogPath = "\(directory)/access.log"
+        master = NginxMaster(configPath: configPath, directory: directory, errorLogPath: errorLogPath, pidPath: pidPath,
+                             port: port)
         // $http_host: the Host field curl sends with an absolute-form request (host:port);
         // an IP literal there needs no `resolver`. A site's cache names CA hosts and would
         // set `resolver` and allow only its own networks.
@@ -66,7 +68,7 @@ public final class CachingProxyProcess {
 
     deinit { stop() }
 
-    public var isRunning: Bool { process?.isRunning ?? false }
+    public var isRunning: Bool { master.processIdentifier != nil }
 
     public var errorLog: String { (try? String(contentsOfFile: errorLogPath, encoding: .utf8)) ?? "" }
 
@@ -77,35 +79,8 @@ public final class CachingProxyProcess {
         return text.split(separator: "\n").compactMap { $0.split(separator: " ").first.map(String.init) }
     }
 
-    public func start() throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try Shell.resolve("nginx"))
-        process.arguments = ["-c", configPath, "-p", directory + "/", "-e", errorLogPath]
-        let output = FileHandle(forWritingAtPath: "/dev/null")
-        process.standardOutput = output
-        process.standardError = output
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        self.process = process
-        let ready = waitUntil(timeout: 15) {
-            !process.isRunning || (FileManager.default.fileExists(atPath: self.pidPath) && loopbackPortAccepts(self.port))
-        }
-        guard ready && process.isRunning else {
-            stop()
-            throw Shell.Failure(command: ["nginx", "-c", configPath], status: -1, output: errorLog)
-        }
-    }
+    public func start() throws { try master.start() }
 
     /// SIGQUIT (graceful), then SIGKILL if it does not go; workers follow their master.
-    public func stop() {
-        guard let process else { return }
-        self.process = nil
-        guard process.isRunning else { return }
-        kill(process.processIdentifier, SIGQUIT)
-        if !waitUntil(timeout: 10, { !process.isRunning }) {
-            kill(process.processIdentifier, SIGKILL)
-        }
-        process.waitUntilExit()
-        try? FileManager.default.removeItem(atPath: pidPath)
-    }
+    public func stop() { master.stop() }
 }
