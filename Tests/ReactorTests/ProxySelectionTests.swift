@@ -23,7 +23,7 @@ final class ProxySelectionTests: XCTestCase {
 
         for bad in ["", "https://cache.example:443", "socks5h://cache:1080", "http://:3128", "http://cache:0",
                     "http://cache:65536", "http://cache example:3128", "http://cache:31a8", "http:]/user:secret@cache:3128/",
-                    "http://caché.example:3128"] {
+                    "http://caché.example:3128", "2]:8::1]", "http://[zz]:3128", "http://127.1:3128", "http://::1:3128"] {
             XCTAssertThrowsError(try ProxyURL(parsing: bad), bad)
         }
     }

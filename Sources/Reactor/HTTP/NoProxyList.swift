@@ -83,7 +83,7 @@ public struct NoProxyList: Equatable, Sendable {
         return token.isEmpty ? nil : .domain(token)
     }
 
-    private static func ipv4(_ text: [UInt8]) -> UInt32? {
+    static func ipv4(_ text: [UInt8]) -> UInt32? {
         guard !text.isEmpty, text.count < 16 else { return nil }
         var address = in_addr()
         let parsed = (text + [0]).withUnsafeBufferPointer { buffer in
@@ -92,7 +92,7 @@ public struct NoProxyList: Equatable, Sendable {
         return parsed == 1 ? UInt32(bigEndian: address.s_addr) : nil
     }
 
-    private static func ipv6(_ text: [UInt8]) -> [UInt8]? {
+    static func ipv6(_ text: [UInt8]) -> [UInt8]? {
         guard text.contains(UInt8(ascii: ":")), text.count < 64 else { return nil }
         var address = in6_addr()
         let parsed = (text + [0]).withUnsafeBufferPointer { buffer in

@@ -36,9 +36,15 @@ public struct ProxyURL: Equatable, Sendable, CustomStringConvertible {
         let withPort = hasPort ? rest : Self.insertPort(Self.defaultPort, into: rest)
         guard let endpoint = URLEndpoint(url: "http://" + String(decoding: withPort, as: UTF8.self))
         else { throw ParseError(description: "no host, or a port outside 1 to 65535") }
-        guard endpoint.isPlainName || endpoint.isAddressLiteral else {
-            throw ParseError(description: "the host is no name of letters, digits, '-' and dots, nor an address "
-                + "(write an international name in its xn-- form)")
+        // A name, a dotted IPv4 address, or an IPv6 address in brackets: what curl and the
+        // resolver read alike (curl's numeric shorthands like 127.1 are refused here).
+        let host = Array(endpoint.host.utf8)
+        let valid = Self.authority(of: rest).first == UInt8(ascii: "[")
+            ? NoProxyList.ipv6(host) != nil
+            : endpoint.isPlainName || NoProxyList.ipv4(host) != nil
+        guard valid else {
+            throw ParseError(description: "the host is no name of letters, digits, '-' and dots, nor an IPv4 "
+                + "address, nor an IPv6 address in brackets (write an international name in its xn-- form)")
         }
         self.text = text
         self.endpoint = endpoint
