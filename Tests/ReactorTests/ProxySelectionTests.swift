@@ -10,6 +10,7 @@ final class ProxySelectionTests: XCTestCase {
         XCTAssertEqual(plain.endpoint.host, "cache.dc1.example")
         XCTAssertEqual(plain.port, 3128)
         XCTAssertEqual(plain.description, "http://cache.dc1.example:3128")
+        XCTAssertEqual(try ProxyURL(parsing: "cache.example.:3128").endpoint.host, "cache.example", "a final dot is fine")
 
         // curl's default proxy port, which the client also hands curl (CURLOPT_PROXYPORT).
         XCTAssertEqual(try ProxyURL(parsing: "http://cache.example").port, 1080)
@@ -23,7 +24,8 @@ final class ProxySelectionTests: XCTestCase {
 
         for bad in ["", "https://cache.example:443", "socks5h://cache:1080", "http://:3128", "http://cache:0",
                     "http://cache:65536", "http://cache example:3128", "http://cache:31a8", "http:]/user:secret@cache:3128/",
-                    "http://caché.example:3128", "2]:8::1]", "http://[zz]:3128", "http://127.1:3128", "http://::1:3128"] {
+                    "http://caché.example:3128", "2]:8::1]", "http://[zz]:3128", "http://127.1:3128", "http://::1:3128", "N..",
+                    ".cache:3128", "cache..example:3128"] {
             XCTAssertThrowsError(try ProxyURL(parsing: bad), bad)
         }
     }

@@ -41,7 +41,7 @@ public struct ProxyURL: Equatable, Sendable, CustomStringConvertible {
         let host = Array(endpoint.host.utf8)
         let valid = Self.authority(of: rest).first == UInt8(ascii: "[")
             ? NoProxyList.ipv6(host) != nil
-            : endpoint.isPlainName || NoProxyList.ipv4(host) != nil
+            : (endpoint.isPlainName && Self.hasNoEmptyLabel(endpoint.lookupName)) || NoProxyList.ipv4(host) != nil
         guard valid else {
             throw ParseError(description: "the host is no name of letters, digits, '-' and dots, nor an IPv4 "
                 + "address, nor an IPv6 address in brackets (write an international name in its xn-- form)")
@@ -54,6 +54,13 @@ public struct ProxyURL: Equatable, Sendable, CustomStringConvertible {
     public var description: String {
         let host = endpoint.host.utf8.contains(UInt8(ascii: ":")) ? "[\(endpoint.host)]" : endpoint.host
         return "http://\(host):\(endpoint.port)"
+    }
+
+    /// `a.b` or `a.b.` (a final dot), not `.a`, `a..b` or `a..`.
+    private static func hasNoEmptyLabel(_ name: String) -> Bool {
+        var labels = name.utf8.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
+        if labels.count > 1, labels.last?.isEmpty == true { labels.removeLast() }
+        return !labels.contains { $0.isEmpty }
     }
 
     /// The authority of `rest` (up to the first `/`, `?` or `#`, after any user info)
