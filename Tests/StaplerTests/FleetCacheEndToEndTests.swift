@@ -122,14 +122,8 @@ final class FleetCacheEndToEndTests: XCTestCase {
     /// nextUpdate - 35 s = thisUpdate + 25 s) has made nginx drop it by then, so the refresh
     /// reaches the responder and brings a newer answer.
     func testAnAnswerAboutToExpireInTheCacheIsRefreshedFromTheResponder() throws {
-        let temp = try TemporaryDirectory(prefix: "stapler-fleet-expiry")
-        let pki = try TestPKI(directory: temp.file("pki"))
-        let responder = try HostileResponder()
+        let (temp, pki, responder, cache, leaf) = try minuteLongAnswers("soon", maxAge: 20)
         defer { responder.stop() }
-        let cache = try CachingProxyProcess(directory: temp.file("cache"))
-        let leaf = try pki.issueLeaf(commonName: "soon.test", ocspURLs: [responder.url(route: "soon")])
-        responder.set(Self.signingOnRequest(pki, leaf, maxAge: 20, validForMinutes: 1), for: "soon")
-
         let arguments = ["--ocsp-proxy", cache.url, "--minimum-validity", "35"]
         let first = try makeHost("first", in: temp, pki: pki, leaves: [("soon", leaf)], arguments: arguments,
                                  haproxy: false)
@@ -164,13 +158,8 @@ final class FleetCacheEndToEndTests: XCTestCase {
     /// answer through it is already within --minimum-validity; Stapler asks the responder
     /// directly instead of stapling it, and gets a newer one.
     func testAnAnswerTheCacheKeepsPastTheRefreshWindowIsAskedForDirectly() throws {
-        let temp = try TemporaryDirectory(prefix: "stapler-fleet-long-max-age")
-        let pki = try TestPKI(directory: temp.file("pki"))
-        let responder = try HostileResponder()
+        let (temp, pki, responder, cache, leaf) = try minuteLongAnswers("sticky", maxAge: 3600)
         defer { responder.stop() }
-        let cache = try CachingProxyProcess(directory: temp.file("cache"))
-        let leaf = try pki.issueLeaf(commonName: "sticky.test", ocspURLs: [responder.url(route: "sticky")])
-        responder.set(Self.signingOnRequest(pki, leaf, maxAge: 3600, validForMinutes: 1), for: "sticky")
         let host = try makeHost("host", in: temp, pki: pki, leaves: [("sticky", leaf)],
                                 arguments: ["--ocsp-proxy", cache.url, "--minimum-validity", "35"], haproxy: false)
         XCTAssertTrue(host.stapler.waitForLog("sticky.pem: staple written", timeout: 30), host.stapler.log)
@@ -267,6 +256,19 @@ final class FleetCacheEndToEndTests: XCTestCase {
         XCTAssertEqual(cache.cacheStatuses.count, 2, "no_proxy sent it past the cache")
         XCTAssertEqual(responder.requestCount(route: "env"), 2)
         XCTAssertEqual(try pki.verifyWithOpenSSL(staple: "\(certificates)/env.pem.ocsp", for: leaf), "good")
+    }
+
+    /// A CA, a cache, and a responder that signs answers valid for one minute for `site`
+    /// when asked, with this max-age: refreshes come within a test's patience.
+    private func minuteLongAnswers(_ site: String, maxAge: Int) throws
+        -> (TemporaryDirectory, TestPKI, HostileResponder, CachingProxyProcess, TestPKI.Leaf) {
+        let temp = try TemporaryDirectory(prefix: "stapler-fleet-\(site)")
+        let pki = try TestPKI(directory: temp.file("pki"))
+        let responder = try HostileResponder()
+        let cache = try CachingProxyProcess(directory: temp.file("cache"))
+        let leaf = try pki.issueLeaf(commonName: "\(site).test", ocspURLs: [responder.url(route: site)])
+        responder.set(Self.signingOnRequest(pki, leaf, maxAge: maxAge, validForMinutes: 1), for: site)
+        return (temp, pki, responder, cache, leaf)
     }
 
     /// thisUpdate of a staple file, as Stapler reads it.
