@@ -250,6 +250,71 @@ final class NameResolverTests: XCTestCase {
         XCTAssertGreaterThan(silent.drain(), 0)
     }
 
+    func testAProxyNamedByHostIsResolvedOnTheLoopAndNoProxyHostsGoDirect() throws {
+        let loop = try EventLoop()
+        var proxied: [String] = []
+        let proxy = try TestHTTPServer(loop: loop) { request in
+            proxied.append(request.path)
+            return .text("via proxy")
+        }
+        var direct: [String] = []
+        let responder = try TestHTTPServer(loop: loop) { request in
+            direct.append(request.path)
+            return .text("direct")
+        }
+        // Only this server knows the proxy's name and the exempt responder's: curl's own
+        // resolver (the system's) would find neither, so an answer proves the loop resolved them.
+        let dns = try DNSServerProcess(records: [("cache.fleet.test", "127.0.0.1"), ("ocsp.exempt.test", "127.0.0.1")])
+        let client = try HTTPClient(loop: loop, configuration: .init(
+            nameResolution: .init(nameServers: NameServerList(parsing: dns.serverList)),
+            proxy: .proxy(try ProxyURL(parsing: "http://cache.fleet.test:\(proxy.port)"))))
+        setenv("no_proxy", "exempt.test", 1)
+        defer { unsetenv("no_proxy") }
+        var outcomes: [String: Result<HTTPResponse, HTTPError>] = [:]
+        let viaProxy = "http://ocsp.nowhere-but-the-proxy.test/MFAw"
+        let exempt = "http://ocsp.exempt.test:\(responder.port)/MFAw"
+        for url in [viaProxy, exempt] { client.start(.get(url)) { outcomes[url] = $0 } }
+        try loop.runForTest(deadline: .seconds(20)) { outcomes.count == 2 }
+
+        XCTAssertEqual(try XCTUnwrap(outcomes[viaProxy]).get().body, Array("via proxy".utf8))
+        XCTAssertEqual(proxied, [viaProxy], "absolute-form request to the proxy")
+        XCTAssertEqual(try XCTUnwrap(outcomes[exempt]).get().body, Array("direct".utf8))
+        XCTAssertEqual(direct, ["/MFAw"])
+        XCTAssertEqual(client.resolver.lookupsStarted, 2, "the proxy's name and the exempt responder's, not the proxied one")
+        XCTAssertNotNil(client.proxy(for: viaProxy))
+        XCTAssertNil(client.proxy(for: exempt))
+
+        // The same request bypassing the proxy asks DNS for the responder's name itself.
+        var bypassed: Result<HTTPResponse, HTTPError>?
+        var request = HTTPRequest.get(viaProxy)
+        request.bypassesProxy = true
+        client.start(request) { bypassed = $0 }
+        try loop.runForTest(deadline: .seconds(20)) { bypassed != nil }
+        XCTAssertEqual(bypassed?.failure?.reason, .nameNotResolved(host: "ocsp.nowhere-but-the-proxy.test", detail: "NXDOMAIN"))
+        XCTAssertEqual(proxied.count, 1)
+    }
+
+    func testAnEmptyProxySettingIgnoresTheEnvironment() throws {
+        let loop = try EventLoop()
+        var proxied = 0
+        let proxy = try TestHTTPServer(loop: loop) { _ in
+            proxied += 1
+            return .text("via proxy")
+        }
+        let responder = try TestHTTPServer(loop: loop) { _ in .text("direct") }
+        let client = try HTTPClient(loop: loop, configuration: .init(proxy: ProxySetting.none))
+        let environmental = try HTTPClient(loop: loop)
+        setenv("http_proxy", proxy.baseURL, 1)
+        defer { unsetenv("http_proxy") }
+        var outcomes: [Result<HTTPResponse, HTTPError>?] = [nil, nil]
+        client.start(.get(responder.url("/x"))) { outcomes[0] = $0 }
+        environmental.start(.get(responder.url("/x"))) { outcomes[1] = $0 }
+        try loop.runForTest(deadline: .seconds(20)) { outcomes.allSatisfy { $0 != nil } }
+        XCTAssertEqual(try XCTUnwrap(outcomes[0]).get().body, Array("direct".utf8))
+        XCTAssertEqual(try XCTUnwrap(outcomes[1]).get().body, Array("via proxy".utf8), "the environment's proxy works")
+        XCTAssertEqual(proxied, 1)
+    }
+
     func testCancellingWhileResolvingCompletesOnceWithCancelled() throws {
         let silent = try SilentDNSServer()
         let loop = try EventLoop()

@@ -135,7 +135,8 @@ final class MetricsEndToEndTests: XCTestCase {
         XCTAssertEqual(Set(families.map(\.name)), [
             "stapler_certificates", "stapler_certificates_inactive", "stapler_certificates_by_state",
             "stapler_staple_earliest_expiry_timestamp_seconds", "stapler_must_staple_without_valid_staple",
-            "stapler_fetches", "stapler_fetches_running", "stapler_fetches_queued", "stapler_haproxy_pushes",
+            "stapler_fetches", "stapler_ocsp_requests", "stapler_ocsp_proxy_failing", "stapler_fetches_running",
+            "stapler_fetches_queued", "stapler_haproxy_pushes",
             "stapler_haproxy_pushes_pending", "stapler_responder_clock_lead_seconds", "stapler_build_info",
             "process_start_time_seconds",
         ])

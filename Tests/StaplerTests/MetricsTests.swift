@@ -260,6 +260,8 @@ final class MetricsTests: XCTestCase {
             "stapler_staple_earliest_expiry_timestamp_seconds": ("gauge", "Earliest nextUpdate among the staples being served, Unix time."),
             "stapler_must_staple_without_valid_staple": ("gauge", "Must-Staple certificates without a good staple valid now (missing, expired or revoked)."),
             "stapler_fetches": ("counter", "OCSP fetches finished since start, by result."),
+            "stapler_ocsp_requests": ("counter", "OCSP requests sent since start, through a proxy or straight to the responder."),
+            "stapler_ocsp_proxy_failing": ("gauge", "1 while the last OCSP request through the proxy failed at the proxy (no answer, 502, 503, 504)."),
             "stapler_fetches_running": ("gauge", "OCSP fetches in progress."),
             "stapler_fetches_queued": ("gauge", "Certificates waiting for a fetch slot."),
             "stapler_haproxy_pushes": ("counter", "Staples sent to HAProxy stats sockets since start, by result."),

@@ -96,6 +96,19 @@ final class SandboxPlanTests: XCTestCase {
         XCTAssertEqual(plan.connectPorts, [80, 443, 53, 3128, 1080, 5353])
     }
 
+    func testTheOCSPProxyPortAndProxyOnly() throws {
+        let proxied = try plan(["-p", "/srv/certs", "--ocsp-proxy", "http://cache.example:3129"])
+        XCTAssertTrue(proxied.connectPorts.isSuperset(of: [80, 443, 53, 3129]))
+        XCTAssertTrue(proxied.learnsResponderPorts)
+        let only = try plan(["-p", "/srv/certs", "--ocsp-proxy", "http://cache.example:3129", "--ocsp-proxy-only"])
+        XCTAssertEqual(only.connectPorts, [53, 3129])
+        XCTAssertFalse(only.learnsResponderPorts, "responders are never asked directly")
+        let pushOnly = try plan(["-p", "/srv/certs", "--staple-dir", "/srv/shared", "--push-only"])
+        XCTAssertEqual(pushOnly.connectPorts, [])
+        XCTAssertEqual(access(pushOnly, "/srv/certs"), .read)
+        XCTAssertEqual(access(pushOnly, "/srv/shared"), .read)
+    }
+
     func testProxyPortSpellings() {
         XCTAssertEqual(SandboxPlan.proxyPort("proxy:8080"), 8080)
         XCTAssertEqual(SandboxPlan.proxyPort("http://proxy"), 1080, "curl's default proxy port")

@@ -36,6 +36,9 @@ public final class HostileResponder: @unchecked Sendable {
         case redirect(to: String)
         /// Waits, then behaves as told.
         case delayed(seconds: Double, then: Behaviour)
+        /// Behaves as the closure says when the request arrives (an answer signed then, as
+        /// a CA's responder signs it).
+        case computed(@Sendable () -> Behaviour)
 
         public static let ocspContentType = "application/ocsp-response"
 
@@ -174,6 +177,8 @@ public final class HostileResponder: @unchecked Sendable {
 
     private func perform(_ behaviour: Behaviour, on connection: Int32) {
         switch behaviour {
+        case .computed(let make):
+            perform(make(), on: connection)
         case .answer(let status, let headers, let body):
             var head = "HTTP/1.1 \(status) \(Self.reasonPhrase(status))\r\n"
             for header in headers { head += "\(header.name): \(header.value)\r\n" }

@@ -10,7 +10,7 @@ public final class NginxProcess {
     public let configPath: String
     public let pidPath: String
     public let errorLogPath: String
-    private var process: Process?
+    private let master: NginxMaster
 
     /// Writes the configuration and starts nginx. `certificate` is a bundle holding the
     /// leaf, its issuer (nginx looks for it in the chain before it staples) and the key;
@@ -22,6 +22,8 @@ public final class NginxProcess {
         configPath = "\(directory)/nginx.conf"
         pidPath = "\(directory)/nginx.pid"
         errorLogPath = "\(directory)/error.log"
+        master = NginxMaster(configPath: configPath, directory: directory, errorLogPath: errorLogPath, pidPath: pidPath,
+                             port: port)
         // Run as root, nginx would switch its workers to "nobody", which needs nothing here:
         // the master reads the certificate and the staple before it forks them.
         try """
@@ -60,43 +62,17 @@ public final class NginxProcess {
     }
 
     /// The master's pid: unchanged across reloads.
-    public var masterProcessIdentifier: Int32? { process?.isRunning == true ? process?.processIdentifier : nil }
+    public var masterProcessIdentifier: Int32? { master.processIdentifier }
 
     public var errorLog: String { (try? String(contentsOfFile: errorLogPath, encoding: .utf8)) ?? "" }
 
     /// Reloads seen in the error log ("reconfiguring", at notice level).
     public var reloadCount: Int { errorLog.components(separatedBy: "signal 1 (SIGHUP) received").count - 1 }
 
-    private func start() throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try Shell.resolve("nginx"))
-        process.arguments = ["-c", configPath, "-p", directory + "/", "-e", errorLogPath]
-        let output = FileHandle(forWritingAtPath: "/dev/null")
-        process.standardOutput = output
-        process.standardError = output
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        self.process = process
-        let ready = waitUntil(timeout: 15) {
-            !process.isRunning || (FileManager.default.fileExists(atPath: pidPath) && loopbackPortAccepts(port))
-        }
-        guard ready && process.isRunning else {
-            stop()
-            throw Shell.Failure(command: ["nginx", "-c", configPath], status: -1, output: errorLog)
-        }
-    }
+    private func start() throws { try master.start() }
 
     /// SIGQUIT (graceful), then SIGKILL if it does not go; workers follow their master.
-    public func stop() {
-        guard let process else { return }
-        self.process = nil
-        guard process.isRunning else { return }
-        kill(process.processIdentifier, SIGQUIT)
-        if !waitUntil(timeout: 10, { !process.isRunning }) {
-            kill(process.processIdentifier, SIGKILL)
-        }
-        process.waitUntilExit()
-    }
+    public func stop() { master.stop() }
 
     /// What a TLS client asking for `serverName` with `status_request` hears about the staple.
     public func stapleSeen(serverName: String) throws -> StapleSeenByClient {

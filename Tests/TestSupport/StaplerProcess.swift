@@ -16,8 +16,10 @@ public final class StaplerProcess {
     /// Starts `stapler arguments...`. The log file holds stdout and stderr together.
     /// `standardOutputIsJournal` names the log file in `$JOURNAL_STREAM` (its device and
     /// inode), as systemd does for a service whose output goes to the journal.
+    /// `proxyEnvironment` (http_proxy, no_proxy, ...) is set after the machine's proxy
+    /// variables are removed: only a test that asks for a proxy gets one.
     public init(_ arguments: [String], logPath: String, environment: [String: String]? = nil,
-                standardOutputIsJournal: Bool = false) throws {
+                proxyEnvironment: [String: String] = [:], standardOutputIsJournal: Bool = false) throws {
         self.logPath = logPath
         _ = FileManager.default.createFile(atPath: logPath, contents: Data())
         let log = FileHandle(forWritingAtPath: logPath)
@@ -30,6 +32,7 @@ public final class StaplerProcess {
         for name in ["http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"] {
             env[name] = nil
         }
+        env.merge(proxyEnvironment) { $1 }
         if standardOutputIsJournal, let log {
             var status = stat()
             guard fstat(log.fileDescriptor, &status) == 0 else { throw POSIXError(.init(rawValue: errno) ?? .EIO) }

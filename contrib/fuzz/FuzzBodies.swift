@@ -352,6 +352,29 @@ enum FuzzBodies {
         }
     }
 
+    /// Proxies from outside: a proxy URL as `--ocsp-proxy` or `http_proxy` gives it (an
+    /// accepted one names a host and port that read back the same from its description,
+    /// which carries no credentials), a `no_proxy` list, and a URL routed with both.
+    static func proxy(_ bytes: [UInt8]) {
+        let parts = bytes.split(separator: 0, maxSplits: 2, omittingEmptySubsequences: false)
+            .map { String(decoding: $0, as: UTF8.self) }
+        let proxyText = parts[0]
+        let noProxyText = parts.count > 1 ? parts[1] : ""
+        let url = parts.count > 2 ? parts[2] : "http://ocsp.example.test/x"
+        if let proxy = try? ProxyURL(parsing: proxyText) {
+            precondition(!proxy.endpoint.host.isEmpty && proxy.port > 0, "unusable proxy from \(proxyText)")
+            let again = try? ProxyURL(parsing: proxy.description)
+            precondition(again?.endpoint.host == proxy.endpoint.host && again?.port == proxy.port,
+                         "\(proxy) does not read back")
+            precondition(!proxy.description.contains("@"), "credentials in \(proxy)")
+            _ = ProxyRoute.choose(for: url, setting: .proxy(proxy), bypassesProxy: false)
+        }
+        _ = try? SettingValueParser.proxyURL(Array(proxyText.utf8))
+        let list = NoProxyList(parsing: noProxyText)
+        if let endpoint = URLEndpoint(url: url) { _ = list.exempts(host: endpoint.host) }
+        _ = list.exempts(host: proxyText)
+    }
+
     /// Builds an `ares_addrinfo` from bytes: per node a family byte (even: AF_INET, odd:
     /// AF_INET6, 0xFF: AF_UNIX), a length byte, four TTL bytes, then `length` address bytes.
     private static func fuzzedAddrinfo(_ bytes: [UInt8], _ body: (UnsafePointer<ares_addrinfo>) -> Void) {

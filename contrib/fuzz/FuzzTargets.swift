@@ -10,6 +10,7 @@ enum FuzzTarget: String, CaseIterable {
     case command, issuer
     case http, listing, inotify, commandline, process
     case launcherrequest, launcherreport
+    case proxy
 
     /// What the target feeds its input to, as `run.sh` and the README list it.
     var summary: String {
@@ -32,6 +33,7 @@ enum FuzzTarget: String, CaseIterable {
         case .launcherrequest: "the --on-update launcher's reading of the daemon's frames: run requests and their staple lists"
         case .launcherreport: "the daemon's reading of the --on-update launcher's frames: started, failed, finished, refused"
         case .dns: "STAPLER_DNS_SERVERS lists, URL hosts and ports, c-ares answers (ares_addrinfo) read into addresses"
+        case .proxy: "--ocsp-proxy and http_proxy values, no_proxy lists, through to each URL's route"
         }
     }
 }
@@ -109,6 +111,7 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     case .dns: FuzzBodies.dns(bytes)
     case .launcherrequest: FuzzBodies.launcherRequest(bytes)
     case .launcherreport: FuzzBodies.launcherReport(bytes)
+    case .proxy: FuzzBodies.proxy(bytes)
     }
     return 0
 }

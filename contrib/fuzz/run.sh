@@ -66,7 +66,7 @@ for target in "${all_targets[@]}"; do mkdir -p "$work/seeds/$target" "$work/corp
 cp "$pki/bundle.pem" "$pki/ca.pem" "$pki/leaf.key" "$work/seeds/pem/"
 cp "$root/contrib/stapler.conf" "$work/seeds/config/" 2>/dev/null || true
 printf '2049:1234567' > "$work/seeds/config/journal-stream"
-printf '[stapled]\ncert-paths = [/a, "/b c"]\nrecursive\nverbosity: 3\nminimum-validity 3600 ; note\n' > "$work/seeds/config/small.conf"
+printf '[stapled]\ncert-paths = [/a, "/b c"]\nrecursive\nverbosity: 3\nminimum-validity 3600 ; note\nocsp-proxy = http://u:p@cache.example:3128\nocsp-proxy-only\n' > "$work/seeds/config/small.conf"
 printf -- '-w\n3600\n-c60\n--timeout=5\n-vv\n--config\nx.conf\n--metrics-per-certificate=false\n--min\n7\n--\n/a\n' > "$work/seeds/config/arguments"
 cp "$root/contrib/haproxy/haproxy.cfg" "$work/seeds/haproxycfg/" 2>/dev/null || true
 printf 'global\n  crt-base "/etc/ssl"\n  stats socket ${RUN}/a.sock level admin\nfrontend f\n  bind :443 ssl crt a.pem crt-list "/x y"/l.txt\n' \
@@ -90,7 +90,7 @@ printf '# transaction\n*/etc/a.pem\n# filename\n/etc/a.pem\n/etc/ssl/b c.pem\n' 
 # inotify_event records, little endian: wd, mask, cookie, len, then the NUL-padded name.
 printf '\x01\0\0\0\x08\0\0\0\0\0\0\0\x10\0\0\0site.pem\0\0\0\0\0\0\0\0\xff\xff\xff\xff\0\x40\0\0\0\0\0\0\0\0\0\0\x02\0\0\0\x80\0\0\0\x07\0\0\0\x08\0\0\0..data\0\0\x03\0\0\0\0\x01\0\x40\0\0\0\0\x04\0\0\0sub\0' \
     > "$work/seeds/inotify/records"
-printf -- '-vv\0--cert-paths\0/etc/ssl/a.pem\0b\0--min=3600\0-Rt4\0--haproxy-sockets\0/run/h.sock\0--metrics-per-certificate=no\0--staple-dir\0/var/lib/s\0--\0-x' \
+printf -- '-vv\0--cert-paths\0/etc/ssl/a.pem\0b\0--min=3600\0-Rt4\0--haproxy-sockets\0/run/h.sock\0--metrics-per-certificate=no\0--staple-dir\0/var/lib/s\0--ocsp-proxy\0http://cache.example:3128\0--ocsp-proxy-only\0--\0-x' \
     > "$work/seeds/commandline/run"
 printf -- '--fetch\0--nonce\0--warning=7200\0-c=600\0-t10\0-v\0--config\0/x.conf\0/etc/ssl/a.pem\0--help' > "$work/seeds/commandline/check"
 { printf 'NOTIFY_SOCKET=@/org/freedesktop/notify\nHOME=/home/a b\nNO_EQUALS\n=x=y\0'; cat /proc/self/stat; printf '\0'
@@ -103,6 +103,9 @@ openssl crl2pkcs7 -nocrl -certfile "$pki/leaf.pem" -certfile "$pki/ca.pem" -out 
 printf '127.0.0.1:5353, [::1]:53,192.0.2.1' > "$work/seeds/dns/servers"
 printf 'http://user@OCSP.Example.test.:8080/x?y#z' > "$work/seeds/dns/url"
 printf 'https://[2001:db8::1]/ocsp' > "$work/seeds/dns/url-ipv6"
+printf 'http://user:secret@cache.dc1.example:3128/\0localhost, .internal.example,10.0.0.0/8 [::1]\0http://ocsp.internal.example/abc' > "$work/seeds/proxy/typical"
+printf '[2001:db8::1]\0*\0https://[2001:db8::2]:8443/' > "$work/seeds/proxy/ipv6-all"
+printf 'HTTP://Cache.Example:0\0,,,.\0http://127.0.0.1.:80' > "$work/seeds/proxy/odd"
 printf '\x00\x10\x00\x00\x00\x3c\x02\x00\x00\x50\x7f\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x00\x01\x1c\x00\x00\x01\x2c\x0a\x00\x00\x50\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00' > "$work/seeds/dns/addrinfo"
 # Frames as the other side writes them (see Hook/LauncherMessages.swift); the first byte is
 # the chunk size minus one. Two run requests; started then finished (SIGTERM after a

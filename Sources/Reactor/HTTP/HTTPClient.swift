@@ -10,11 +10,12 @@ public struct HTTPTransferHandle: Hashable, Sendable {
 /// Everything happens on the loop's thread, and no thread is started: host names are
 /// resolved on the loop by a `NameResolver` (c-ares) and handed to curl with
 /// `CURLOPT_RESOLVE`, so curl's threaded resolver never runs; redirects are followed by the
-/// client for the same reason. Two cases are left to curl's resolver (a short-lived helper
-/// thread that never calls back into Swift): a proxy from the environment (curl resolves
-/// the proxy's name, and the target's name is the proxy's business), and a host that is no
-/// plain ASCII name (curl converts an international name first, or refuses a malformed
-/// one). Time spent resolving is bounded by the resolver, not by the request's timeouts.
+/// client for the same reason. Through a proxy the proxy's name is the one resolved (the
+/// target's is the proxy's business). Two cases are left to curl's resolver (a short-lived
+/// helper thread that never calls back into Swift): a proxy variable that is no plain http
+/// URL (`https://`, `socks5h://`), and a host that is no plain ASCII name (curl converts an
+/// international name first, or refuses a malformed one). Time spent resolving is bounded
+/// by the resolver, not by the request's timeouts.
 ///
 /// Guarantees:
 /// - Every `start` gets exactly one completion call, on the loop, never from inside `start`,
@@ -26,8 +27,10 @@ public struct HTTPTransferHandle: Hashable, Sendable {
 ///   arrive after the client is gone).
 ///
 /// Only http and https are spoken, also on redirects (at most `maxRedirects`; each hop's
-/// host is resolved like the first). Proxies come from the standard environment variables
-/// (http_proxy, https_proxy, all_proxy, no_proxy), as curl does by default. Transfers beyond `maxConcurrentTransfers` wait in the client's own queue, at
+/// host is resolved like the first). The proxy is `Configuration.proxy`: by default the one
+/// the standard environment variables name (http_proxy, https_proxy, all_proxy, no_proxy),
+/// as curl reads them; the client decides the route of every hop itself (`ProxyRoute`) and
+/// tells curl. Transfers beyond `maxConcurrentTransfers` wait in the client's own queue, at
 /// the cost of the request and its closure; their timeouts start when they leave it.
 /// https servers are checked against libcurl's CA bundle, or the ones `Configuration` names
 /// (by default SSL_CERT_FILE and SSL_CERT_DIR when set).
@@ -42,7 +45,7 @@ public final class HTTPClient {
     private let loop: EventLoop
     /// Resolves the host names of URLs before curl sees them.
     public let resolver: NameResolver
-    private let configuration: Configuration
+    private var configuration: Configuration
     private let driver: CurlMultiDriver
     private var pool: CurlEasyPool
     private var nextID: UInt64 = 1
@@ -96,6 +99,13 @@ public final class HTTPClient {
     }
 
     // MARK: Transfers
+
+    /// The proxy setting hops use from now on (a reload may change it); transfers under way
+    /// keep the route they were started on.
+    public var proxy: ProxySetting {
+        get { configuration.proxy }
+        set { configuration.proxy = newValue }
+    }
 
     /// Transfers handed to curl (some may wait inside curl for a free connection).
     public var activeTransferCount: Int { active.count }
@@ -185,12 +195,29 @@ public final class HTTPClient {
         startHop(transfer)
     }
 
-    /// Resolves the host of the transfer's current URL if curl would otherwise resolve it,
-    /// then hands the transfer to curl.
+    /// The proxy a request for `url` goes through, or nil when it goes straight to the URL's
+    /// host (no proxy set, or `no_proxy` exempts the host). A proxy named in the environment
+    /// that is no plain http URL is not reported.
+    public func proxy(for url: String) -> ProxyURL? {
+        if case .proxy(let proxy) = ProxyRoute.choose(for: url, setting: configuration.proxy, bypassesProxy: false) {
+            return proxy
+        }
+        return nil
+    }
+
+    /// Resolves the host curl will connect to for the transfer's current URL (the proxy's,
+    /// through a proxy) if curl would otherwise resolve it, then hands the transfer to curl.
     private func startHop(_ transfer: HTTPTransfer) {
-        guard let endpoint = URLEndpoint(url: transfer.currentURL), endpoint.isPlainName,
-              !ProxyEnvironment.proxies(transfer.currentURL) else {
-            attachToCurl(transfer, resolveEntry: nil)
+        let route = ProxyRoute.choose(for: transfer.currentURL, setting: configuration.proxy,
+                                      bypassesProxy: transfer.bypassesProxy)
+        let connectsTo: URLEndpoint?
+        switch route {
+        case .direct: connectsTo = URLEndpoint(url: transfer.currentURL)
+        case .proxy(let proxy): connectsTo = proxy.endpoint
+        case .unparsedProxy: connectsTo = nil
+        }
+        guard let endpoint = connectsTo, endpoint.isPlainName else {
+            attachToCurl(transfer, route: route, resolveEntry: nil)
             return
         }
         resolver.resolve(endpoint.lookupName) { [weak self] result in
@@ -198,7 +225,7 @@ public final class HTTPClient {
             guard let self, self.active[transfer.id] === transfer, transfer.easy == nil else { return }
             switch result {
             case .success(let answer):
-                self.attachToCurl(transfer, resolveEntry: endpoint.resolveEntry(answer.addresses))
+                self.attachToCurl(transfer, route: route, resolveEntry: endpoint.resolveEntry(answer.addresses))
             case .failure(let error):
                 self.fail(transfer, .nameNotResolved(host: error.host, detail: error.detail))
             }
@@ -206,7 +233,7 @@ public final class HTTPClient {
     }
 
     /// Never called from inside a curl callback: failures complete at once.
-    private func attachToCurl(_ transfer: HTTPTransfer, resolveEntry: String?) {
+    private func attachToCurl(_ transfer: HTTPTransfer, route: ProxyRoute, resolveEntry: String?) {
         guard transfer.remainingTime > .zero else {
             fail(transfer, .timedOut(after: transfer.totalTimeout))
             return
@@ -216,7 +243,7 @@ public final class HTTPClient {
             return
         }
         do {
-            try transfer.attach(to: handle, userAgent: configuration.userAgent, resolveEntry: resolveEntry,
+            try transfer.attach(to: handle, userAgent: configuration.userAgent, route: route, resolveEntry: resolveEntry,
                                 trustedCAFile: configuration.trustedCAFile,
                                 trustedCADirectory: configuration.trustedCADirectory)
         } catch {

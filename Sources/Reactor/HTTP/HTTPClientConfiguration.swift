@@ -27,6 +27,8 @@ extension HTTPClient {
         public var trustedCADirectory: String?
         /// How URL host names are resolved (DNS servers, timeouts, the answer cache).
         public var nameResolution: NameResolver.Configuration
+        /// The proxy requests go through (by default the one the environment names).
+        public var proxy: ProxySetting
 
         public init(userAgent: String? = nil, maxConcurrentTransfers: Int = 8,
                     maxConnectionsPerHost: Int = 4, maxTotalConnections: Int = 16,
@@ -34,7 +36,8 @@ extension HTTPClient {
                     idleHandlePoolSize: Int = 8,
                     trustedCAFile: String? = environmentPath("SSL_CERT_FILE"),
                     trustedCADirectory: String? = environmentPath("SSL_CERT_DIR"),
-                    nameResolution: NameResolver.Configuration = NameResolver.Configuration()) {
+                    nameResolution: NameResolver.Configuration = NameResolver.Configuration(),
+                    proxy: ProxySetting = .environment) {
             self.userAgent = userAgent
             self.maxConcurrentTransfers = maxConcurrentTransfers
             self.maxConnectionsPerHost = maxConnectionsPerHost
@@ -45,6 +48,7 @@ extension HTTPClient {
             self.nameResolution = nameResolution
             self.trustedCAFile = trustedCAFile
             self.trustedCADirectory = trustedCADirectory
+            self.proxy = proxy
         }
 
         /// A non-empty environment variable. Debian's libcurl ignores OpenSSL's SSL_CERT_FILE

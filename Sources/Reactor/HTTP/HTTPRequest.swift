@@ -26,6 +26,9 @@ public struct HTTPRequest: Sendable {
     public var maxHeaderBytes: Int
     /// When true (the default) a final status of 400 or above fails with `.httpStatus`.
     public var errorStatusIsFailure: Bool
+    /// Connect to the URL's host even when the client's proxy setting would send the request
+    /// through a proxy (asking a responder directly while the proxy is down).
+    public var bypassesProxy = false
 
     public init(url: String, method: Method = .get, headers: [(name: String, value: String)] = [],
                 body: [UInt8] = [], connectTimeout: Duration = .seconds(5),

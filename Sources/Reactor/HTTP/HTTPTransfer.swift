@@ -20,6 +20,8 @@ final class HTTPTransfer {
     let connectTimeout: Duration
     let totalTimeout: Duration
     let errorStatusIsFailure: Bool
+    /// Straight to the URL's host, whatever the client's proxy setting.
+    let bypassesProxy: Bool
 
     /// The method, header fields and body, kept for every hop of a redirect.
     private var method: HTTPRequest.Method
@@ -47,6 +49,7 @@ final class HTTPTransfer {
         connectTimeout = min(max(request.connectTimeout, .milliseconds(1)), totalTimeout)
         response = HTTPResponseCollector(maxBodyBytes: request.maxBodyBytes, maxHeaderBytes: request.maxHeaderBytes)
         errorStatusIsFailure = request.errorStatusIsFailure
+        bypassesProxy = request.bypassesProxy
         method = request.method
         headers = request.headers
         requestBody = request.method == .post ? request.body : []
@@ -77,8 +80,9 @@ final class HTTPTransfer {
 
     /// Sets every option of `handle` for the current hop; on failure the handle is left to
     /// the caller, still unattached. `resolveEntry` ("host:port:addresses") gives curl the
-    /// addresses of a host name, so that curl resolves nothing itself.
-    func attach(to handle: CurlEasyHandle, userAgent: String?, resolveEntry: String?,
+    /// addresses of the host it connects to (the proxy's through a proxy), so that curl
+    /// resolves nothing itself.
+    func attach(to handle: CurlEasyHandle, userAgent: String?, route: ProxyRoute, resolveEntry: String?,
                 trustedCAFile: String?, trustedCADirectory: String?) throws(HTTPError) {
         let easy = handle.pointer
         let remaining = max(remainingTime, .milliseconds(1))
@@ -110,6 +114,20 @@ final class HTTPTransfer {
         if let userAgent { check(ccurl_easy_setopt_string(easy, CURLOPT_USERAGENT, userAgent), "USERAGENT") }
         if let trustedCAFile { check(ccurl_easy_setopt_string(easy, CURLOPT_CAINFO, trustedCAFile), "CAINFO") }
         if let trustedCADirectory { check(ccurl_easy_setopt_string(easy, CURLOPT_CAPATH, trustedCADirectory), "CAPATH") }
+        // The route is decided by the client: an empty CURLOPT_PROXY keeps curl from reading
+        // the environment, an empty CURLOPT_NOPROXY from exempting a host it was told to proxy.
+        switch route {
+        case .direct:
+            check(ccurl_easy_setopt_string(easy, CURLOPT_PROXY, ""), "PROXY")
+        case .proxy(let proxy):
+            check(ccurl_easy_setopt_string(easy, CURLOPT_PROXY, proxy.text), "PROXY")
+            // The port the client resolved for, also when the URL names none.
+            check(ccurl_easy_setopt_long(easy, CURLOPT_PROXYPORT, Int(proxy.port)), "PROXYPORT")
+            check(ccurl_easy_setopt_string(easy, CURLOPT_NOPROXY, ""), "NOPROXY")
+        case .unparsedProxy(let text):
+            check(ccurl_easy_setopt_string(easy, CURLOPT_PROXY, text), "PROXY")
+            check(ccurl_easy_setopt_string(easy, CURLOPT_NOPROXY, ""), "NOPROXY")
+        }
 
         freeLists()
         if let resolveEntry {

@@ -12,7 +12,7 @@ enum CheckCommand {
         if options.fetch {
             do {
                 try HTTPClient.globalInit()
-                fetcher = try CheckFetcher(timeout: options.timeout)
+                fetcher = try CheckFetcher(timeout: options.timeout, proxy: OCSPExchange.proxySetting(options.ocspProxy))
             } catch {
                 standardOutput(CheckReport.unknown("cannot set up --fetch: \(error)"))
                 return CheckReport.Status.unknown.rawValue
@@ -117,9 +117,9 @@ final class CheckFetcher {
     private let timeout: Duration
     private let deadline: MonotonicInstant
 
-    init(timeout: Duration) throws {
+    init(timeout: Duration, proxy: ProxySetting) throws {
         loop = try EventLoop()
-        http = try HTTPClient(loop: loop, configuration: try OCSPExchange.clientConfiguration(fetchSlots: 1))
+        http = try HTTPClient(loop: loop, configuration: try OCSPExchange.clientConfiguration(fetchSlots: 1, proxy: proxy))
         self.timeout = timeout
         deadline = MonotonicInstant.now() + timeout
     }

@@ -80,6 +80,7 @@ public enum ConfigurationLoader {
         check.timeout = commandLine.timeout ?? check.timeout
         check.verbose = commandLine.verboseCount > 0
         check.nonce = commandLine.nonce ?? fileLayer?.nonce ?? false
+        check.ocspProxy = commandLine.ocspProxy ?? fileLayer?.ocspProxy
         check.stapleDirectory = (commandLine.stapleDirectory ?? fileLayer?.stapleDirectory)?.value
             .map { ConfigurationPaths.absolute($0, base: base) }
         check.warnings = (fileLayer?.warnings ?? []) + commandLine.warnings
@@ -195,6 +196,8 @@ public enum ConfigurationLoader {
         options.pidFile = (cli.pidFile ?? file?.pidFile)?.value.map(absolute)
         options.stapleDirectory = (cli.stapleDirectory ?? file?.stapleDirectory)?.value.map(absolute)
         options.nonce = cli.nonce ?? file?.nonce ?? false
+        options.ocspProxy = cli.ocspProxy ?? file?.ocspProxy
+        options.ocspProxyOnly = cli.ocspProxyOnly ?? file?.ocspProxyOnly ?? false
         options.metricsAddress = (cli.metrics ?? file?.metrics)?.value.map { address in
             if case .unix(let path) = address { return .unix(absolute(path)) }
             return address
@@ -207,8 +210,27 @@ public enum ConfigurationLoader {
         options.onUpdateInterval = cli.onUpdateInterval ?? file?.onUpdateInterval ?? options.onUpdateInterval
         options.onUpdateTimeout = cli.onUpdateTimeout ?? file?.onUpdateTimeout ?? options.onUpdateTimeout
         options.sandbox = cli.sandbox ?? file?.sandbox ?? options.sandbox
-        options.warnings = warnings
+        options.warnings = warnings + Self.proxyWarnings(options, environment: environment)
         return options
+    }
+}
+
+extension ConfigurationLoader {
+    /// A nonce makes every request unique: a shared cache can answer none of them for
+    /// another host, so the fleet's saving is gone (RFC 5019 §2.1.1 asks for no nonce).
+    static func proxyWarnings(_ options: Options, environment: [String: String]) -> [String] {
+        guard options.nonce else { return [] }
+        let fromEnvironment = ["http_proxy", "all_proxy", "ALL_PROXY"].first { !(environment[$0] ?? "").isEmpty }
+        let proxy: String
+        switch options.ocspProxy {
+        case .some(let url) where !url.isEmpty: proxy = "--ocsp-proxy"
+        case .some: return []
+        case .none:
+            guard let fromEnvironment else { return [] }
+            proxy = fromEnvironment
+        }
+        return ["--nonce with a proxy (\(proxy)): every OCSP request is unique, so a shared cache "
+                + "cannot answer it for other hosts; drop --nonce to let the cache work"]
     }
 }
 

@@ -16,6 +16,7 @@ enum Setting: Equatable, Sendable {
     case noFetchIssuers
     case sandbox, noSandbox
     case pushOnly
+    case ocspProxy, ocspProxyOnly
 }
 
 /// How many values an option takes, as argparse's `nargs` would say.
@@ -93,6 +94,8 @@ enum OptionTable {
         OptionSpec(.version, ["version"], short: "V", .flag, configurable: false),
         OptionSpec(.help, ["help"], short: "h", .flag, configurable: false),
         OptionSpec(.nonce, ["nonce"], .flag),
+        OptionSpec(.ocspProxy, ["ocsp-proxy"], .one, value: "URL"),
+        OptionSpec(.ocspProxyOnly, ["ocsp-proxy-only"], .flag),
         OptionSpec(.metrics, ["metrics"], .one, value: "ADDRESS"),
         OptionSpec(.metricsPerCertificate, ["metrics-per-certificate"], .toggle, value: "BOOL"),
         OptionSpec(.haproxySockets, ["haproxy-sockets"], short: "s", .oneOrMore, value: "SOCKET"),
@@ -114,6 +117,7 @@ enum OptionTable {
         OptionSpec(.fetch, ["fetch"], .flag),
         OptionSpec(.minimumValidity, ["minimum-validity"], .one, value: "SECONDS"),
         OptionSpec(.nonce, ["nonce"], .flag),
+        OptionSpec(.ocspProxy, ["ocsp-proxy"], .one, value: "URL"),
         OptionSpec(.stapleDirectory, ["staple-dir"], .one, value: "DIR"),
         OptionSpec(.verbose, [], short: "v", .flag, configurable: false),
         OptionSpec(.config, ["config"], .one, value: "FILE"),

@@ -91,6 +91,13 @@ public struct Options: Equatable, Sendable {
     public var stapleDirectory: FilePath?
     /// Add a nonce to OCSP requests (many responders ignore it and serve cached answers).
     public var nonce = false
+    /// `--ocsp-proxy`: the HTTP proxy (a site's shared cache) for OCSP and issuer requests,
+    /// as given (a valid http URL, credentials and all); "" for none even when the
+    /// environment names one; nil: the proxy environment variables decide.
+    public var ocspProxy: String?
+    /// `--ocsp-proxy-only`: never ask a responder directly, even when the proxy fails and a
+    /// staple is about to run out.
+    public var ocspProxyOnly = false
     public var metricsAddress: MetricsAddress?
     /// Serve the per-certificate metric families (one series per certificate each); off
     /// leaves only the aggregates, whose size does not grow with the certificates.
@@ -145,6 +152,8 @@ public struct CheckOptions: Equatable, Sendable {
     /// `-v`: every detail of every certificate instead of one line each.
     public var verbose = false
     public var nonce = false
+    /// `--ocsp-proxy` for `--fetch`, as the daemon takes it (nil: the environment decides).
+    public var ocspProxy: String?
     /// Where the daemon writes staples (`--staple-dir`); nil: beside each certificate.
     public var stapleDirectory: FilePath?
     public var configFile: FilePath?

@@ -14,6 +14,20 @@ enum SettingValueParser {
     /// `stapler check --timeout`: a monitoring system kills a check long before an hour.
     static let longestCheckTimeout = 3600
 
+    /// `--ocsp-proxy`: an http URL curl and Stapler read alike (`ProxyURL`), or empty for
+    /// "no proxy". The value is not echoed in the error: it may carry a password.
+    static func proxyURL(_ bytes: [UInt8]) throws(ValueProblem) -> String {
+        let text = trimmed(bytes)
+        if text.isEmpty { return "" }
+        guard let string = String(validating: text, as: UTF8.self) else { throw ValueProblem("is not UTF-8") }
+        do {
+            _ = try ProxyURL(parsing: string)
+        } catch {
+            throw ValueProblem("not a proxy URL (http://host:port): \(error.description)")
+        }
+        return string
+    }
+
     /// A whole, non-negative number like Python's int(): surrounding blanks and a leading '+'
     /// are fine, fractions and units are not.
     static func wholeNumber(_ bytes: [UInt8], range: ClosedRange<Int>, unit: String = "") throws(ValueProblem) -> Int {

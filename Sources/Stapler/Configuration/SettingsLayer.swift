@@ -52,6 +52,9 @@ struct SettingsLayer: Equatable {
     var stapleDirectory: Switchable<FilePath>?
     var configFile: FilePath?
     var nonce: Bool?
+    /// `--ocsp-proxy`: a proxy URL as given, or "" for none (the environment's ignored too).
+    var ocspProxy: String?
+    var ocspProxyOnly: Bool?
     var metrics: Switchable<MetricsAddress>?
     var metricsPerCertificate: Bool?
     var haproxySockets: Switchable<[FilePath]>?
@@ -140,6 +143,10 @@ struct SettingsLayer: Equatable {
             break  // handled by the parser before values matter
         case .nonce:
             nonce = try flag(raw)
+        case .ocspProxy:
+            ocspProxy = try SettingValueParser.proxyURL(try single(raw))
+        case .ocspProxyOnly:
+            ocspProxyOnly = try flag(raw)
         case .metrics:
             let bytes = try single(raw)
             metrics = bytes.isEmpty ? .disabled : .enabled(try SettingValueParser.metricsAddress(bytes))

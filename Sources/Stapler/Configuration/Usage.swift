@@ -39,6 +39,13 @@ enum Usage {
                                         directories
               --nonce                   put a nonce in OCSP requests (default:
                                         off; many responders ignore it)
+              --ocsp-proxy URL          send OCSP and issuer requests through
+                                        this HTTP proxy, a shared cache (default:
+                                        http_proxy/all_proxy; "" for none;
+                                        no_proxy exempts hosts)
+              --ocsp-proxy-only         never ask a responder directly, not even
+                                        when the proxy fails and a staple is
+                                        within --minimum-validity
           -t, --renewal-threads N       at most N OCSP requests at a time
                                         (default: 8)
           -r, --refresh-interval SECONDS
@@ -140,6 +147,9 @@ enum Usage {
                                         the daemon's margin, for "refresh due"
                                         (default: 7200, or the config file's)
               --nonce                   put a nonce in the OCSP request
+              --ocsp-proxy URL          ask through this HTTP proxy, as the
+                                        daemon does (default: the config file's,
+                                        else http_proxy/all_proxy; "" for none)
               --staple-dir DIR          look for staples below DIR, as the daemon
                                         writes them with --staple-dir (default:
                                         the config file's, else beside each

@@ -54,7 +54,8 @@ final class Daemon {
         watcher = CertificateWatcher(loop: loop, logger: logger) { [unowned self] in self.observe($0) }
         // One client for OCSP and issuer fetches: one connection cache, one set of limits.
         let http = try HTTPClient(loop: loop,
-                                  configuration: try OCSPExchange.clientConfiguration(fetchSlots: options.renewalThreads))
+                                  configuration: try OCSPExchange.clientConfiguration(
+                                      fetchSlots: options.renewalThreads, proxy: OCSPExchange.proxySetting(options.ocspProxy)))
         if options.pushOnly {
             refresher = try StapleReader(loop: loop, logger: logger, settings: Self.refreshSettings(options),
                                          watch: Self.stapleWatchSettings(options)) { [unowned self] in
@@ -88,7 +89,9 @@ final class Daemon {
         StapleRefresher.Settings(fetchSlots: options.renewalThreads, includeNonce: options.nonce,
                                  minimumValidity: options.minimumValidity.components.seconds,
                                  recycleStaples: options.recycleStaples, onePass: options.oneOff,
-                                 stapleLocation: stapleLocation(options))
+                                 stapleLocation: stapleLocation(options),
+                                 proxy: OCSPExchange.proxySetting(options.ocspProxy),
+                                 proxyOnly: options.ocspProxyOnly)
     }
 
     static func stapleLocation(_ options: Options) -> StapleLocation {

@@ -4,6 +4,12 @@ final class Statistics {
     var fetchesStarted = 0
     var fetchesSucceeded = 0
     var fetchesFailed = 0
+    /// OCSP requests sent through a proxy (`--ocsp-proxy` or the environment's) and straight
+    /// to a responder: with a proxy set, direct ones are fallbacks while it fails.
+    var requestsViaProxy = 0
+    var requestsDirect = 0
+    /// The last OCSP request through a proxy failed at the proxy (no answer, or 502-504).
+    var proxyFailing = false
     private(set) var pushes: [HAProxyPushOutcome: Int] = [:]
     /// The most a responder's thisUpdate was ahead of our clock, in seconds, since start
     /// (0 when never): a large value says our clock is behind, not the responders'.

@@ -27,6 +27,9 @@ import Reactor
 /// - `stapler_fetches_total{result="success|failure"}`, `stapler_haproxy_pushes_total
 ///   {result=...}` (every known result, zeros included, so rates work from the first
 ///   scrape), the running, queued and pending work of the status table's first line,
+///   `stapler_ocsp_requests_total{route="proxy|direct"}` (with a proxy set, direct requests
+///   are fallbacks while it fails, or hosts `no_proxy` exempts) and
+///   `stapler_ocsp_proxy_failing` (1 while the last request through the proxy failed there),
 ///   `stapler_build_info` and `process_start_time_seconds`.
 ///
 /// Per certificate file (label `path`, as the logs show it: bytes that are not UTF-8 appear
@@ -157,6 +160,13 @@ enum Metrics {
         out.family("stapler_fetches_total", .counter, "OCSP fetches finished since start, by result.")
         out.sample("stapler_fetches_total", labels: labelSet("result", "success"), value: Int64(statistics.fetchesSucceeded))
         out.sample("stapler_fetches_total", labels: labelSet("result", "failure"), value: Int64(statistics.fetchesFailed))
+        out.family("stapler_ocsp_requests_total", .counter,
+                   "OCSP requests sent since start, through a proxy or straight to the responder.")
+        out.sample("stapler_ocsp_requests_total", labels: labelSet("route", "proxy"), value: Int64(statistics.requestsViaProxy))
+        out.sample("stapler_ocsp_requests_total", labels: labelSet("route", "direct"), value: Int64(statistics.requestsDirect))
+        out.family("stapler_ocsp_proxy_failing", .gauge,
+                   "1 while the last OCSP request through the proxy failed at the proxy (no answer, 502, 503, 504).")
+        out.sample("stapler_ocsp_proxy_failing", value: statistics.proxyFailing ? 1 : 0)
         out.family("stapler_fetches_running", .gauge, "OCSP fetches in progress.")
         out.sample("stapler_fetches_running", value: Int64(process.fetchesRunning))
         out.family("stapler_fetches_queued", .gauge, "Certificates waiting for a fetch slot.")

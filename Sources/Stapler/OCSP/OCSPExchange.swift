@@ -23,8 +23,10 @@ struct OCSPExchange {
 
     /// The client settings for `fetchSlots` fetches at once; throws when
     /// `STAPLER_DNS_SERVERS` is set but is no list of server addresses.
-    static func clientConfiguration(fetchSlots: Int) throws(HTTPClient.SetupError) -> HTTPClient.Configuration {
+    static func clientConfiguration(fetchSlots: Int, proxy: ProxySetting = .environment)
+        throws(HTTPClient.SetupError) -> HTTPClient.Configuration {
         var configuration = HTTPClient.Configuration()
+        configuration.proxy = proxy
         if let value = getenv(nameServersVariable) {
             do {
                 configuration.nameResolution.nameServers = try NameServerList(parsing: String(cString: value))
@@ -39,6 +41,25 @@ struct OCSPExchange {
         return configuration
     }
 
+    /// `--ocsp-proxy` as the client takes it: nil leaves the environment to decide, "" is
+    /// no proxy. The loader has checked the URL; one that no longer parses means none.
+    static func proxySetting(_ ocspProxy: String?) -> ProxySetting {
+        guard let ocspProxy else { return .environment }
+        guard !ocspProxy.isEmpty, let proxy = try? ProxyURL(parsing: ocspProxy) else { return .none }
+        return .proxy(proxy)
+    }
+
+    /// Whether a failed exchange says the proxy itself is in trouble (it did not answer, or
+    /// answered 502, 503 or 504, which is how caches report an upstream they cannot reach
+    /// or their own overload) rather than the responder's answer being wrong.
+    static func isProxyFault(_ error: OCSPExchangeError) -> Bool {
+        switch error.reason {
+        case .transport: return true
+        case .status(let code): return (502...504).contains(code)
+        case .contentType, .response: return false
+        }
+    }
+
     /// What a good answer yields.
     struct Answer {
         let verified: VerifiedOCSPResponse
@@ -49,7 +70,7 @@ struct OCSPExchange {
     let responderURL: String
     let request: OCSPRequest
     /// GET or POST as RFC 5019 §5 asks, with the timeouts and the size cap of an answer.
-    let httpRequest: HTTPRequest
+    var httpRequest: HTTPRequest
 
     init(certID: CertID, responderURL: String, includeNonce: Bool) throws(OCSPRequestError) {
         self.responderURL = responderURL

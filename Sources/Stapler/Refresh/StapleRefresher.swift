@@ -5,7 +5,15 @@ import Reactor
 /// per refresh comes out (`onOutcome`), for the daemon to push to HAProxy or to count.
 ///
 /// Every line about a refresh is logged here, once per change of state, not per retry:
-/// stapled, revoked (CRITICAL every time), failed with the reason and the retry, recovered.
+/// stapled, revoked (CRITICAL every time), failed with the reason and the retry, recovered;
+/// and once when a proxy starts failing and once when it answers again.
+///
+/// Through a proxy (a shared cache), a failed attempt is retried straight to the responder
+/// in the same attempt when the certificate has no staple or one within the minimum
+/// validity, unless `proxyOnly`: a cache that is down costs the CA requests only for the
+/// staples that would otherwise run out, and the others wait for it with backoff. An answer
+/// through the proxy that is itself within the minimum validity (a cache holding it past
+/// the refresh window) is asked for directly in the same way.
 final class StapleRefresher: StapleSource {
     struct Settings {
         /// Fetches at once (`--renewal-threads`).
@@ -18,6 +26,10 @@ final class StapleRefresher: StapleSource {
         var onePass = false
         /// Beside each certificate, or below `--staple-dir`.
         var stapleLocation = StapleLocation.besideCertificate
+        /// Where requests go (`--ocsp-proxy`, or the environment).
+        var proxy = ProxySetting.environment
+        /// `--ocsp-proxy-only`: never fall back to asking a responder directly.
+        var proxyOnly = false
     }
 
     enum Outcome {
@@ -79,6 +91,9 @@ final class StapleRefresher: StapleSource {
         self.settings.includeNonce = settings.includeNonce
         self.settings.minimumValidity = settings.minimumValidity
         self.settings.recycleStaples = settings.recycleStaples
+        self.settings.proxy = settings.proxy
+        self.settings.proxyOnly = settings.proxyOnly
+        http.proxy = settings.proxy
     }
 
     var queuedCount: Int { queue.count }
@@ -262,6 +277,7 @@ final class StapleRefresher: StapleSource {
               let certificate = queue.pop(available: { self.http.activeTransferCount(origin: $0) < limit }) {
             guard certificate.record != nil else { continue }
             certificate.refresh.urlIndex = 0
+            certificate.refresh.bypassesProxy = false
             certificate.refresh.attemptErrors = []
             startFetch(certificate)
         }
@@ -293,13 +309,17 @@ final class StapleRefresher: StapleSource {
             onOutcome(certificate, .certificateExpired(reason: reason))
             return
         }
-        let exchange: OCSPExchange
+        var exchange: OCSPExchange
         do {
             exchange = try OCSPExchange(certID: record.certID, responderURL: record.ocspURLs[certificate.refresh.urlIndex],
                                         includeNonce: settings.includeNonce)
         } catch {
             return fail(certificate, reason: "\(error)")
         }
+        exchange.httpRequest.bypassesProxy = certificate.refresh.bypassesProxy
+        let proxy = certificate.refresh.bypassesProxy ? nil : http.proxy(for: exchange.httpRequest.url)
+        certificate.refresh.proxy = proxy
+        if proxy != nil { statistics.requestsViaProxy += 1 } else { statistics.requestsDirect += 1 }
         activeFetches += 1
         statistics.fetchesStarted += 1
         var handle: HTTPTransferHandle?
@@ -329,7 +349,20 @@ final class StapleRefresher: StapleSource {
                case .thisUpdateInFuture(let thisUpdate, _) = refusal.reason {
                 statistics.noteResponder(thisUpdate: thisUpdate, now: now)
             }
-            return attemptFailed(certificate, reason: "\(error)")
+            guard let proxy = certificate.refresh.proxy else { return attemptFailed(certificate, reason: "\(error)") }
+            if OCSPExchange.isProxyFault(error) { noteProxy(proxy, failing: "\(error)") }
+            return attemptFailed(certificate, reason: "\(error) (through the proxy \(proxy))")
+        }
+        if let proxy = certificate.refresh.proxy {
+            noteProxy(proxy, failing: nil)
+            // A cache keeps an answer as long as the responder's max-age says, which RFC 5019
+            // lets run up to nextUpdate: stapled, this one would be due again at once and the
+            // cache would hand it out until it expires. The responder has a fresher one.
+            if !settings.proxyOnly, answer.verified.nextUpdate.saturatingSubtract(now) < settings.minimumValidity {
+                return attemptFailed(certificate, reason: "\(exchange.responderURL): the answer through the proxy \(proxy) "
+                    + "is valid only until \(UTCTime.format(answer.verified.nextUpdate)), within --minimum-validity "
+                    + "(a cached copy whose max-age outlasts the refresh window)")
+            }
         }
         statistics.noteResponder(thisUpdate: answer.verified.thisUpdate, now: now)
         do {
@@ -395,11 +428,23 @@ final class StapleRefresher: StapleSource {
         onOutcome(certificate, .stapled(der: verified.der, written: written))
     }
 
-    /// One responder URL failed: try the next, or give up on this attempt.
+    /// One responder URL failed: ask it directly if it went through a proxy and the staple
+    /// is missing or running out, else try the next URL, or give up on this attempt.
     private func attemptFailed(_ certificate: TrackedCertificate, reason: String) {
         certificate.refresh.attemptErrors.append(reason)
-        if let record = certificate.record, certificate.refresh.urlIndex + 1 < record.ocspURLs.count, !isStopped {
+        guard !isStopped else { return fail(certificate, reason: certificate.refresh.attemptErrors.joined(separator: "; ")) }
+        if certificate.refresh.proxy != nil, !settings.proxyOnly,
+           certificate.refresh.staple.map({ $0.nextUpdate.saturatingSubtract(UTCTime.now()) < settings.minimumValidity })
+            ?? true {
+            logger.info("\(certificate.path): \(reason); the staple is missing or within --minimum-validity: "
+                        + "asking the responder directly")
+            certificate.refresh.bypassesProxy = true
+            startFetch(certificate)
+            return
+        }
+        if let record = certificate.record, certificate.refresh.urlIndex + 1 < record.ocspURLs.count {
             certificate.refresh.urlIndex += 1
+            certificate.refresh.bypassesProxy = false
             startFetch(certificate)
             return
         }
@@ -430,6 +475,19 @@ final class StapleRefresher: StapleSource {
         certificate.refresh.lastError = reason
         schedule(certificate, at: now.saturatingAdd(delay), now: now)
         onOutcome(certificate, outcome)
+    }
+
+    /// Logs a proxy's change of state once: failing (`failing` is why) or answering again.
+    private func noteProxy(_ proxy: ProxyURL, failing reason: String?) {
+        let wasFailing = statistics.proxyFailing
+        statistics.proxyFailing = reason != nil
+        if let reason, !wasFailing {
+            logger.warning("proxy \(proxy) is failing: \(reason); staples are kept and retried through it"
+                           + (settings.proxyOnly ? " (--ocsp-proxy-only: never directly)"
+                                                 : ", those within --minimum-validity are asked for directly"))
+        } else if reason == nil, wasFailing {
+            logger.warning("proxy \(proxy) answers again")
+        }
     }
 
     // MARK: Timers
@@ -469,6 +527,10 @@ struct RefreshState {
     /// before it answered during this attempt.
     fileprivate var urlIndex = 0
     fileprivate var attemptErrors: [String] = []
+    /// This try of the current URL goes straight to the responder (the proxy failed).
+    fileprivate var bypassesProxy = false
+    /// The proxy the current request went through, nil when direct.
+    fileprivate var proxy: ProxyURL?
 
     init() {}
 

@@ -125,13 +125,22 @@ struct SandboxPlan: Equatable, Sendable {
         case nil: break
         }
 
-        connectPorts = [Self.httpPort, Self.httpsPort, Self.dnsPort]
+        var dnsPorts: Set<UInt16> = [Self.dnsPort]
         if let servers = environment[OCSPExchange.nameServersVariable],
            let list = try? NameServerList(parsing: servers) {
-            for server in list.servers { connectPorts.insert(server.port) }
+            for server in list.servers { dnsPorts.insert(server.port) }
         }
+        connectPorts = dnsPorts.union([Self.httpPort, Self.httpsPort])
         for name in Self.proxyVariables {
             if let value = environment[name], let port = Self.proxyPort(value) { connectPorts.insert(port) }
+        }
+        if let proxy = options.ocspProxy.flatMap({ try? ProxyURL(parsing: $0) }) {
+            connectPorts.insert(proxy.port)
+            // --ocsp-proxy-only: every request goes through the proxy, whose name DNS resolves.
+            if options.ocspProxyOnly {
+                connectPorts = dnsPorts.union([proxy.port])
+                learnsResponderPorts = false
+            }
         }
         if options.pushOnly {
             connectPorts = []
