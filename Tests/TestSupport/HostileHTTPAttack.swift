@@ -147,7 +147,9 @@ public final class HostileHTTPAttack: @unchecked Sendable {
         while attempts < connections && !shouldStop {
             // Ahead of the rate: wait for it in steps of at most 10 ms.
             let due = started + Double(attempts) / Double(perSecond)
-            if due > Date() { usleep(useconds_t(min(due.timeIntervalSinceNow, 0.01) * 1_000_000)) }
+            // Read the clock once: on a loaded machine `due` can pass between two readings.
+            let wait = min(due.timeIntervalSinceNow, 0.01)
+            if wait > 0 { usleep(useconds_t(wait * 1_000_000)) }
             attempts += 1
             if let fd = open() { held.append(fd) }
         }

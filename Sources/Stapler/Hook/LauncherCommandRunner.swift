@@ -129,6 +129,8 @@ final class LauncherCommandRunner: UpdateCommandRunner {
     // MARK: The launcher's end
 
     private func misbehaved(_ reason: String) {
+        // Landlock's signal scoping (ABI 6+) refuses this kill: the launcher was forked
+        // before the sandbox. Closing the socket in `gone` ends it then, on end of file.
         _ = kill(launcher.pid, SIGKILL)
         gone(reason)
     }
