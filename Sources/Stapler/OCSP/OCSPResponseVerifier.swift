@@ -36,7 +36,7 @@ enum OCSPResponseVerifier {
         // in every answer): parse the response without them and check it with the remembered
         // ones. Only an acceptance counts; anything this path refuses is checked again as it
         // came, so every refusal and its reason are those of the full check.
-        if let layout = OCSPResponseLayout(der: der),
+        if issuer.delegatedSigners.count > 0, let layout = OCSPResponseLayout(der: der),
            let delegates = issuer.delegatedSigners.checkedCertificates(layout.certificates, at: now + allowedClockSkew),
            let verified = try? verify(parsing: layout.withoutCertificates, original: der, knownDelegates: delegates,
                                       certID: certID, issuer: issuer, now: now, allowedClockSkew: allowedClockSkew,
