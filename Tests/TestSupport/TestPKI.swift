@@ -156,8 +156,10 @@ public final class TestPKI {
 
     /// Signs an OCSP response for `leaf` offline, as `openssl ocsp` would serve it. The signer
     /// is the CA unless a delegated responder (or any other certificate and key) is given.
+    /// `alsoEmbedding`: a PEM file of further certificates the response carries (`-rother`).
     public func ocspResponse(for leaf: Leaf, signer: (certificate: String, key: String)? = nil,
-                             validForMinutes: Int? = nil, validForDays: Int = 1) throws -> Data {
+                             validForMinutes: Int? = nil, validForDays: Int = 1,
+                             alsoEmbedding others: String? = nil) throws -> Data {
         let output = "\(directory)/response-\(leaf.serial)-\(UUID().uuidString).der"
         let signerCert = signer?.certificate ?? certificate
         let signerKey = signer?.key ?? key
@@ -165,7 +167,7 @@ public final class TestPKI {
         if let validForMinutes { validity = ["-nmin", String(validForMinutes)] }
         try Shell.run(["openssl", "ocsp", "-index", index, "-rsigner", signerCert, "-rkey", signerKey,
                        "-CA", certificate, "-issuer", certificate, "-cert", leaf.certificate,
-                       "-respout", output, "-no_nonce"] + validity)
+                       "-respout", output, "-no_nonce"] + validity + (others.map { ["-rother", $0] } ?? []))
         defer { try? FileManager.default.removeItem(atPath: output) }
         return try Data(contentsOf: URL(fileURLWithPath: output))
     }

@@ -4,7 +4,7 @@
 # from a local responder with pre-signed answers (contrib/bench/responder.py) and measures
 # Stapler cold (--one-off and as a daemon), idle and rescanning.
 #
-#   contrib/bench/run.sh [N ...]        e.g. contrib/bench/run.sh 1000 10000
+#   contrib/bench/run.sh [N ...]        e.g. contrib/bench/run.sh 1000 10000 100000
 #   RUNS=3 IDLE_SECONDS=60 contrib/bench/run.sh 10000
 set -euo pipefail
 cd "$(dirname "$0")/../.."

@@ -64,6 +64,13 @@ enum FuzzBodies {
     /// without a nonce is) and, if good, judged for recycling.
     static func ocsp(_ bytes: [UInt8], record: CertificateRecord, now: Int64, certificate: FilePath) {
         _ = try? OCSPResponseVerifier.verify(bytes, for: record, now: now, expectedNonce: [0x04, 0x02, 0x01, 0x02])
+        // The split the verifier makes to skip decoding remembered delegates: what it leaves
+        // is shorter and has no certificates left to split off.
+        if let layout = OCSPResponseLayout(der: bytes) {
+            precondition(layout.withoutCertificates.count < bytes.count, "nothing was removed")
+            precondition(OCSPResponseLayout(der: layout.withoutCertificates) == nil, "certificates left behind")
+            _ = record.issuer.delegatedSigners.checkedCertificates(layout.certificates, at: now)
+        }
 
         let staplePath = StapleFile.path(forCertificate: certificate)
         // A new file each time: truncating one in place makes ext4 flush it on close

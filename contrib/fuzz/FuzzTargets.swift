@@ -19,7 +19,7 @@ enum FuzzTarget: String, CaseIterable {
         case .config: "stapler/stapled config file parser, $JOURNAL_STREAM"
         case .haproxycfg: "haproxy.cfg tokenizer and reader"
         case .framer: "HAProxy runtime API answer framer and answer classifier"
-        case .ocsp: "OCSP response verification against a fixed issuer, and as a staple file recycled at start"
+        case .ocsp: "OCSP response verification against a fixed issuer (embedded certificates split off first), and as a staple file recycled at start"
         case .headers: "responder Cache-Control and Content-Type, through to the refresh schedule"
         case .metrics: "metrics endpoint request head: end search over chunks, request parse, answer head"
         case .addresses: "--metrics and socket path option values, through to the kernel's socket address"

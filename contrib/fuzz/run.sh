@@ -61,6 +61,15 @@ rm -rf "$pki" && mkdir -p "$pki"
         -respout good.der -no_nonce -ndays 3650 >/dev/null 2>&1
     openssl ocsp -index index.txt -rsigner ca.pem -rkey ca.key -CA ca.pem -issuer ca.pem -cert leaf.pem \
         -respout nonext.der -no_nonce >/dev/null 2>&1
+    # A delegated responder (id-kp-OCSPSigning) embedded in its answer: once it passed the
+    # full check, mutations of the answer reach the split of OCSPResponseLayout.
+    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout delegate.key \
+        -out delegate.csr -subj "/CN=Fuzz OCSP Responder" 2>/dev/null
+    printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=OCSPSigning\n' > delegate.ext
+    openssl x509 -req -in delegate.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 3650 \
+        -extfile delegate.ext -out delegate.pem 2>/dev/null
+    openssl ocsp -index index.txt -rsigner delegate.pem -rkey delegate.key -CA ca.pem -issuer ca.pem -cert leaf.pem \
+        -respout delegated.der -no_nonce -ndays 3650 >/dev/null 2>&1
 )
 for target in "${all_targets[@]}"; do mkdir -p "$work/seeds/$target" "$work/corpus/$target"; done
 cp "$pki/bundle.pem" "$pki/ca.pem" "$pki/leaf.key" "$work/seeds/pem/"
@@ -73,7 +82,7 @@ printf 'global\n  crt-base "/etc/ssl"\n  stats socket ${RUN}/a.sock level admin\
     > "$work/seeds/haproxycfg/small.cfg"
 printf '\x10+ + OCSP Response updated!\n\n> ' > "$work/seeds/framer/update"
 printf '\x04# filename\n/etc/a.pem\n/etc/b c.pem\n\n> ' > "$work/seeds/framer/list"
-cp "$pki/good.der" "$pki/nonext.der" "$work/seeds/ocsp/"
+cp "$pki/good.der" "$pki/nonext.der" "$pki/delegated.der" "$work/seeds/ocsp/"
 printf '\x30\x03\x0a\x01\x03' > "$work/seeds/ocsp/trylater.der"
 printf 'public, max-age=86400\0application/ocsp-response; charset=x' > "$work/seeds/headers/typical"
 printf 'max-age="60", no-transform, =\0Application/OCSP-Response\x7f\xff\xff\xff\xff\xff\xff\xff' > "$work/seeds/headers/extremes"

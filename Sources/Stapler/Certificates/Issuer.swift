@@ -34,28 +34,46 @@ final class IssuerStore {
         weak var issuer: Issuer?
     }
 
-    private var issuers: [[UInt8]: WeakIssuer] = [:]
+    /// Bytes as a dictionary key, hashed in one pass: `[UInt8]`'s own hashing feeds the
+    /// hasher byte by byte, which made these lookups a tenth of the cost of a bundle.
+    private struct ByteKey: Hashable {
+        let bytes: [UInt8]
+
+        func hash(into hasher: inout Hasher) {
+            bytes.withUnsafeBytes { hasher.combine(bytes: $0) }
+        }
+    }
+
+    private var issuers: [ByteKey: WeakIssuer] = [:]
     /// The same issuers by the DER bytes they were parsed from: a bundle carrying a known
     /// issuer reuses its parsed certificate instead of decoding it again (OpenSSL 3.0's
     /// key decoding is the dearest step of loading a bundle).
-    private var issuersByDER: [[UInt8]: WeakIssuer] = [:]
+    private var issuersByDER: [ByteKey: WeakIssuer] = [:]
+    /// The same issuers by their certificate object: a certificate handed out by
+    /// `knownCertificate(der:)` comes back to `intern` without being hashed again. An entry
+    /// counts only while its issuer lives and holds that very object.
+    private var issuersByObject: [ObjectIdentifier: WeakIssuer] = [:]
     private var insertionsSincePrune = 0
 
     init() {}
 
     /// The parsed certificate of a live issuer whose DER is exactly `der`.
     func knownCertificate(der: [UInt8]) -> X509Certificate? {
-        issuersByDER[der]?.issuer?.certificate
+        issuersByDER[ByteKey(bytes: der)]?.issuer?.certificate
     }
 
     /// The shared issuer for `certificate`, created on first use. Nil only if OpenSSL cannot
     /// hash the certificate (out of memory).
     func intern(_ certificate: X509Certificate) -> Issuer? {
+        if let known = issuersByObject[ObjectIdentifier(certificate)]?.issuer, known.certificate === certificate {
+            return known
+        }
         guard let fingerprint = certificate.sha256Fingerprint else { return nil }
-        if let existing = issuers[fingerprint]?.issuer { return existing }
+        if let existing = issuers[ByteKey(bytes: fingerprint)]?.issuer { return existing }
         let issuer = Issuer(certificate: certificate, fingerprint: fingerprint)
-        issuers[fingerprint] = WeakIssuer(issuer: issuer)
-        if let der = certificate.der { issuersByDER[der] = WeakIssuer(issuer: issuer) }
+        issuers[ByteKey(bytes: fingerprint)] = WeakIssuer(issuer: issuer)
+        if let der = certificate.der { issuersByDER[ByteKey(bytes: der)] = WeakIssuer(issuer: issuer) }
+        issuersByObject[ObjectIdentifier(certificate)] = WeakIssuer(issuer: issuer)
         insertionsSincePrune += 1
         if insertionsSincePrune > 64 { prune() }
         return issuer
@@ -80,6 +98,7 @@ final class IssuerStore {
     func prune() {
         issuers = issuers.filter { $0.value.issuer != nil }
         issuersByDER = issuersByDER.filter { $0.value.issuer != nil }
+        issuersByObject = issuersByObject.filter { $0.value.issuer != nil }
         insertionsSincePrune = 0
     }
 }

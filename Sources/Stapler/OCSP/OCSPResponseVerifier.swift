@@ -32,11 +32,35 @@ enum OCSPResponseVerifier {
         guard der.count <= maximumResponseSize else {
             throw OCSPResponseError(.tooLarge(size: der.count, limit: maximumResponseSize))
         }
-        guard let (response, consumed) = ASN1.decode(der, { d2i_OCSP_RESPONSE(nil, $0, $1) }) else {
+        // Certificates embedded that all passed the full check before (a delegated responder's,
+        // in every answer): parse the response without them and check it with the remembered
+        // ones. Only an acceptance counts; anything this path refuses is checked again as it
+        // came, so every refusal and its reason are those of the full check.
+        if issuer.delegatedSigners.count > 0, let layout = OCSPResponseLayout(der: der),
+           let delegates = issuer.delegatedSigners.checkedCertificates(layout.certificates, at: now + allowedClockSkew),
+           let verified = try? verify(parsing: layout.withoutCertificates, original: der, knownDelegates: delegates,
+                                      certID: certID, issuer: issuer, now: now, allowedClockSkew: allowedClockSkew,
+                                      expectedNonce: expectedNonce) {
+            return verified
+        }
+        return try verify(parsing: der, original: der, knownDelegates: nil, certID: certID, issuer: issuer, now: now,
+                          allowedClockSkew: allowedClockSkew, expectedNonce: expectedNonce)
+    }
+
+    /// Every check on `parseable`, which is `original` or `original` without its embedded
+    /// certificates when these are all `knownDelegates`. The verified response keeps
+    /// `original`, the bytes to staple.
+    private static func verify(parsing parseable: [UInt8], original der: [UInt8], knownDelegates: [X509Certificate]?,
+                               certID: CertID, issuer: Issuer, now: Int64, allowedClockSkew: Int64,
+                               expectedNonce: [UInt8]?) throws(OCSPResponseError) -> VerifiedOCSPResponse {
+        defer { OpenSSLErrorQueue.clear() }
+        guard let (response, consumed) = ASN1.decode(parseable, { d2i_OCSP_RESPONSE(nil, $0, $1) }) else {
             throw OCSPResponseError(.unparsable(detail: OpenSSLErrorQueue.drainDescription(fallback: "no detail")))
         }
         defer { OCSP_RESPONSE_free(response) }
-        guard consumed == der.count else { throw OCSPResponseError(.trailingData(count: der.count - consumed)) }
+        guard consumed == parseable.count else {
+            throw OCSPResponseError(.trailingData(count: parseable.count - consumed))
+        }
 
         let responseStatus = OCSP_response_status(response)
         guard responseStatus == OCSP_RESPONSE_STATUS_SUCCESSFUL else {
@@ -45,7 +69,14 @@ enum OCSPResponseVerifier {
         guard let basic = OCSP_response_get1_basic(response) else { throw OCSPResponseError(.notBasic) }
         defer { OCSP_BASICRESP_free(basic) }
 
-        try verifySigner(basic, issuer: issuer, at: now + allowedClockSkew)
+        if let knownDelegates {
+            guard isSignedDirectlyByIssuer(basic, issuer: issuer, at: now + allowedClockSkew)
+                || isSignedByCheckedDelegate(basic, knownDelegates, issuer: issuer, at: now + allowedClockSkew) else {
+                throw OCSPResponseError(.signerNotTrusted(detail: "not signed by a known delegate"))
+            }
+        } else {
+            try verifySigner(basic, issuer: issuer, at: now + allowedClockSkew)
+        }
         if let expectedNonce { try verifyNonce(basic, expected: expectedNonce) }
 
         guard let id = certID.makeOpenSSLObject() else {
@@ -132,7 +163,7 @@ enum OCSPResponseVerifier {
         }
         if OCSP_basic_verify(basic, candidates, store, UInt(OCSP_NOEXPLICIT)) == 1 {
             if let delegate, let validity = delegate.validity {
-                issuer.delegatedSigners.remember(delegate.fingerprint, validity, now: time)
+                issuer.delegatedSigners.remember(delegate.fingerprint, validity, checked: delegate.checked, now: time)
             }
             return
         }
@@ -177,6 +208,13 @@ enum OCSPResponseVerifier {
         let pointer: OpaquePointer
         let fingerprint: [UInt8]
         let validity: DelegatedSigners.Validity?
+
+        /// A reference of its own to the certificate, with its DER, for the delegate memory.
+        var checked: DelegatedSigners.Checked? {
+            guard X509_up_ref(pointer) == 1 else { return nil }
+            let certificate = X509Certificate(owning: pointer)
+            return certificate.der.map { DelegatedSigners.Checked(certificate: certificate, der: $0) }
+        }
     }
 
     private static func embeddedSigner(_ basic: OpaquePointer) -> EmbeddedSigner? {
@@ -205,6 +243,24 @@ enum OCSPResponseVerifier {
               let candidates = copenssl_sk_X509_new_null() else { return false }
         defer { copenssl_sk_X509_free(candidates) }
         guard copenssl_sk_X509_push(candidates, delegate.pointer) > 0 else { return false }
+        return OCSP_basic_verify(basic, candidates, nil, UInt(OCSP_NOINTERN | OCSP_NOVERIFY | OCSP_NOEXPLICIT)) == 1
+    }
+
+    /// The response, parsed without its embedded certificates, was signed by one of them,
+    /// all of which passed the full check before and are valid at `time` (and the issuer
+    /// too): the signer is looked for only among them (OCSP_NOINTERN, by the responder ID)
+    /// and the signature checked (OCSP_NOVERIFY: their chains were built when they were
+    /// first checked).
+    private static func isSignedByCheckedDelegate(_ basic: OpaquePointer, _ delegates: [X509Certificate], issuer: Issuer,
+                                                  at time: Int64) -> Bool {
+        defer { OpenSSLErrorQueue.clear() }
+        guard let notBefore = issuer.certificate.notBefore, let notAfter = issuer.certificate.notAfter,
+              notBefore <= time, time <= notAfter,
+              let candidates = copenssl_sk_X509_new_null() else { return false }
+        defer { copenssl_sk_X509_free(candidates) }
+        for delegate in delegates {
+            guard copenssl_sk_X509_push(candidates, delegate.pointer) > 0 else { return false }
+        }
         return OCSP_basic_verify(basic, candidates, nil, UInt(OCSP_NOINTERN | OCSP_NOVERIFY | OCSP_NOEXPLICIT)) == 1
     }
 

@@ -94,8 +94,10 @@ enum StapleFile {
                       completion: @escaping (StapleFileError?) -> Void) throws(StapleFileError) -> WriteOutcome {
         let path = path(forCertificate: certificate, in: location)
         try makeDirectories(location.directoriesToCreate(for: path), for: path)
-        let target = try writeTarget(for: path, belowStapleDirectory: location != .besideCertificate)
-        if let existing = try? FileSystem.readFile(target, limit: maximumSize), existing == der {
+        let (target, exists) = try writeTarget(for: path, belowStapleDirectory: location != .besideCertificate)
+        // A first staple (every one of a cold start) has nothing to compare with: not looking
+        // the name up a second time spares the kernel a directory search per certificate.
+        if exists, let existing = try? FileSystem.readFile(target, limit: maximumSize), existing == der {
             return .unchanged
         }
         do {
@@ -127,16 +129,18 @@ enum StapleFile {
     }
 
     /// The path to replace: the staple path itself, or the file its symlink designates when
-    /// that lies inside the staple's directory (or below it).
-    private static func writeTarget(for path: FilePath, belowStapleDirectory: Bool) throws(StapleFileError) -> FilePath {
+    /// that lies inside the staple's directory (or below it); and false when nothing is at
+    /// the staple path.
+    private static func writeTarget(for path: FilePath, belowStapleDirectory: Bool) throws(StapleFileError)
+        -> (target: FilePath, exists: Bool) {
         let status: FileStatus
         do {
             status = try FileSystem.status(path, followSymlinks: false)
         } catch {
-            if error.errno == ENOENT { return path }
+            if error.errno == ENOENT { return (path, false) }
             throw StapleFileError(path: path, reason: .file(error))
         }
-        guard status.kind == .symlink else { return path }
+        guard status.kind == .symlink else { return (path, true) }
 
         let directory: FilePath
         do {
@@ -149,7 +153,7 @@ enum StapleFile {
             throw StapleFileError(path: path, reason: .symlinkOutsideDirectory(target: target,
                                                                                belowStapleDirectory: belowStapleDirectory))
         }
-        return target
+        return (target, true)
     }
 
     /// Where a symlink leads: fully resolved when the target exists, else the parent

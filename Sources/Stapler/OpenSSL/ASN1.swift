@@ -42,4 +42,30 @@ enum ASN1 {
         }
         return written == length ? der : nil
     }
+
+    /// A DER SEQUENCE around `content` (definite length, short or long form).
+    static func sequence(wrapping content: [UInt8]) -> [UInt8] {
+        element(tag: 0x30, wrapping: content)
+    }
+
+    /// One DER element of a one-byte `tag` around `content`, with its length in the minimal
+    /// definite form.
+    static func element(tag: UInt8, wrapping content: [UInt8]) -> [UInt8] {
+        var lengthBytes: [UInt8] = []
+        var length = content.count
+        if length < 0x80 {
+            lengthBytes = [UInt8(length)]
+        } else {
+            while length > 0 {
+                lengthBytes.insert(UInt8(truncatingIfNeeded: length), at: 0)
+                length >>= 8
+            }
+            lengthBytes.insert(0x80 | UInt8(lengthBytes.count), at: 0)
+        }
+        var der: [UInt8] = [tag]
+        der.reserveCapacity(1 + lengthBytes.count + content.count)
+        der += lengthBytes
+        der += content
+        return der
+    }
 }
