@@ -101,8 +101,9 @@ final class StapleRefresher {
     /// A periodic scan found a refresh whose time has passed without its timer firing (lost
     /// to a clock jump): catch up.
     func catchUpIfLate(_ certificate: TrackedCertificate, now: Int64) {
-        let state = certificate.refresh
-        guard let due = state.nextRefresh, due <= now, state.timer == nil, !state.isFetching,
+        // Field by field, not a copy of the whole state: this runs for every file of every rescan.
+        guard let due = certificate.refresh.nextRefresh, due <= now, certificate.refresh.timer == nil,
+              !certificate.refresh.isFetching,
               !queue.contains(certificate), !settings.onePass else { return }
         enqueue(certificate)
     }
