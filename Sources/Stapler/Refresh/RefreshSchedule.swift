@@ -53,7 +53,7 @@ final class RefreshSchedule<Element: AnyObject> {
     /// The owner dropped a live ticket.
     func cancel(_ ticket: Ticket) {
         live = max(0, live - 1)
-        if heap.count > 64 && heap.count > 2 * live { compact() }
+        if heap.count > 64 && heap.count > 2 * live { compact(dropping: ticket) }
     }
 
     /// Forgets everything (the daemon is stopping).
@@ -65,8 +65,10 @@ final class RefreshSchedule<Element: AnyObject> {
         live = 0
     }
 
-    private func arm() {
-        while let top = heap.first, !isCurrent(top.element, Ticket(id: top.id)) { popTop() }
+    /// Sets the loop timer to the top entry's deadline. Stale entries on top are dropped only
+    /// after a firing: while `schedule` runs, its caller has not stored the new ticket yet.
+    private func arm(droppingStale: Bool = false) {
+        while droppingStale, let top = heap.first, !isCurrent(top.element, Ticket(id: top.id)) { popTop() }
         if let timer { loop.cancel(timer) }
         timer = nil
         armedDeadline = heap.first?.deadline
@@ -90,13 +92,15 @@ final class RefreshSchedule<Element: AnyObject> {
                 due.append(top)
             }
         }
-        arm()
+        arm(droppingStale: true)
         // An earlier handler may have cancelled or moved a later one.
         for entry in due where isCurrent(entry.element, Ticket(id: entry.id)) { onDue(entry.element) }
     }
 
-    private func compact() {
-        heap = heap.filter { isCurrent($0.element, Ticket(id: $0.id)) }
+    /// Keeps the live entries; `cancelled` may still look live to `isCurrent`, its owner
+    /// clearing it only after `cancel` returns.
+    private func compact(dropping cancelled: Ticket) {
+        heap = heap.filter { $0.id != cancelled.id && isCurrent($0.element, Ticket(id: $0.id)) }
         live = heap.count
         var index = heap.count / 2
         while index > 0 {
