@@ -14,16 +14,23 @@ final class RefreshSchedule<Element: AnyObject> {
         fileprivate let id: UInt64
     }
 
-    private struct Entry {
+    /// Ties break by scheduling order, first in first out.
+    private struct Entry: Comparable {
         var deadline: UInt64
         var id: UInt64
         let element: Element
+
+        static func < (a: Entry, b: Entry) -> Bool {
+            a.deadline != b.deadline ? a.deadline < b.deadline : a.id < b.id
+        }
+
+        static func == (a: Entry, b: Entry) -> Bool { a.id == b.id }
     }
 
     private let loop: EventLoop
     private let isCurrent: (Element, Ticket) -> Bool
     private let onDue: (Element) -> Void
-    private var heap: [Entry] = []
+    private var heap = MinHeap<Entry>()
     private var live = 0
     private var nextID: UInt64 = 1
     private var timer: TimerHandle?
@@ -43,8 +50,7 @@ final class RefreshSchedule<Element: AnyObject> {
         let id = nextID
         nextID += 1
         let deadline = (MonotonicInstant.now() + delay).nanoseconds
-        heap.append(Entry(deadline: deadline, id: id, element: element))
-        siftUp(from: heap.count - 1)
+        heap.push(Entry(deadline: deadline, id: id, element: element))
         live += 1
         if armedDeadline.map({ deadline < $0 }) ?? true { arm() }
         return Ticket(id: id)
@@ -61,14 +67,14 @@ final class RefreshSchedule<Element: AnyObject> {
         if let timer { loop.cancel(timer) }
         timer = nil
         armedDeadline = nil
-        heap = []
+        heap.removeAll()
         live = 0
     }
 
     /// Sets the loop timer to the top entry's deadline. Stale entries on top are dropped only
     /// after a firing: while `schedule` runs, its caller has not stored the new ticket yet.
     private func arm(droppingStale: Bool = false) {
-        while droppingStale, let top = heap.first, !isCurrent(top.element, Ticket(id: top.id)) { popTop() }
+        while droppingStale, let top = heap.first, !isCurrent(top.element, Ticket(id: top.id)) { heap.popFirst() }
         if let timer { loop.cancel(timer) }
         timer = nil
         armedDeadline = heap.first?.deadline
@@ -86,7 +92,7 @@ final class RefreshSchedule<Element: AnyObject> {
         let now = MonotonicInstant.now().nanoseconds
         var due: [Entry] = []
         while let top = heap.first, top.deadline <= now {
-            popTop()
+            heap.popFirst()
             if isCurrent(top.element, Ticket(id: top.id)) {
                 live = max(0, live - 1)
                 due.append(top)
@@ -100,48 +106,7 @@ final class RefreshSchedule<Element: AnyObject> {
     /// Keeps the live entries; `cancelled` may still look live to `isCurrent`, its owner
     /// clearing it only after `cancel` returns.
     private func compact(dropping cancelled: Ticket) {
-        heap = heap.filter { $0.id != cancelled.id && isCurrent($0.element, Ticket(id: $0.id)) }
+        heap.retain { $0.id != cancelled.id && isCurrent($0.element, Ticket(id: $0.id)) }
         live = heap.count
-        var index = heap.count / 2
-        while index > 0 {
-            index -= 1
-            siftDown(from: index)
-        }
-    }
-
-    private func popTop() {
-        let last = heap.removeLast()
-        guard !heap.isEmpty else { return }
-        heap[0] = last
-        siftDown(from: 0)
-    }
-
-    private func siftUp(from start: Int) {
-        var child = start
-        while child > 0 {
-            let parent = (child - 1) / 2
-            guard less(heap[child], heap[parent]) else { break }
-            heap.swapAt(child, parent)
-            child = parent
-        }
-    }
-
-    private func siftDown(from start: Int) {
-        var parent = start
-        while true {
-            let left = 2 * parent + 1
-            guard left < heap.count else { return }
-            let right = left + 1
-            var smallest = left
-            if right < heap.count && less(heap[right], heap[left]) { smallest = right }
-            guard less(heap[smallest], heap[parent]) else { return }
-            heap.swapAt(parent, smallest)
-            parent = smallest
-        }
-    }
-
-    /// Ties break by scheduling order, first in first out.
-    private func less(_ a: Entry, _ b: Entry) -> Bool {
-        a.deadline != b.deadline ? a.deadline < b.deadline : a.id < b.id
     }
 }
