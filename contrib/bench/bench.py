@@ -24,7 +24,8 @@ import threading
 import time
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-WORK = "/tmp/stapler-bench"
+# BENCH_WORK: where PKIs are kept; give each concurrent benchmark its own.
+WORK = os.environ.get("BENCH_WORK", "/tmp/stapler-bench")
 
 
 def run(cmd, **kw):
@@ -441,34 +442,231 @@ def daemon(binary, root, threads, n, idle_seconds, responder):
         p.wait()
 
 
-def wait_settled(pid, limit, window=1.0, busy=0.5):
-    """Returns once the process used less than `busy` of a core over `window` seconds (the
-    end of a start-up that grows with the number of certificates: about 3 s at 10,000, half
-    a minute at 100,000), or after `limit` seconds, saying so."""
-    deadline = time.monotonic() + limit
-    before = cpu_seconds(pid)
-    while time.monotonic() < deadline:
-        time.sleep(window)
-        now = cpu_seconds(pid)
-        if now - before < busy * window:
-            return
-        before = now
-    print(f"  note: process {pid} still busy {limit:.0f} s after start; measuring anyway", flush=True)
+# ---------------------------------------------------------------------------------------
+# Rescans, event bursts and memory per certificate. CPU here is read from /proc/PID/schedstat
+# (nanoseconds on the CPU), not /proc/PID/stat (10 ms ticks): a rescan of 1,000 files costs a
+# few milliseconds.
 
 
-def rescan_cost(binary, root, seconds=20, interval=2):
-    """CPU per periodic rescan of an unchanged directory: every staple is recycled, nothing
-    is fetched; the daemon only stats the files every `interval` seconds."""
-    p = subprocess.Popen([binary, "-q", "-r", str(interval), f"{root}/certs"])
+def cpu_ns(pid):
+    with open(f"/proc/{pid}/schedstat") as f:
+        return int(f.read().split()[0])
+
+
+class MetricsProbe:
+    """Scrapes the daemon's /metrics (aggregates only) over and over from a thread while it
+    runs, and keeps the worst latency: the loop is single-threaded, so a scrape waits for
+    whatever the loop is doing. `values()` scrapes once and returns the samples by name."""
+
+    def __init__(self, port, pause=2.0):
+        self.port, self.pause = port, pause
+        self.worst, self.scrapes, self.failures = 0.0, 0, []
+        self._stop = threading.Event()
+        self._thread = None
+
+    def values(self, timeout=30):
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            connection.request("GET", "/metrics")
+            answer = connection.getresponse()
+            body = answer.read().decode()
+        finally:
+            connection.close()
+        if answer.status != 200:
+            raise ValueError(f"metrics answered HTTP {answer.status}")
+        samples = {}
+        for line in body.splitlines():
+            if line and not line.startswith("#"):
+                name, _, value = line.rpartition(" ")
+                samples[name] = float(value)
+        return samples
+
+    def _run(self):
+        while not self._stop.is_set():
+            started = time.monotonic()
+            try:
+                self.values(timeout=60)
+                self.worst = max(self.worst, time.monotonic() - started)
+                self.scrapes += 1
+            except (OSError, ValueError, http.client.HTTPException) as error:
+                self.failures.append(repr(error))
+            self._stop.wait(self.pause)
+
+    def __enter__(self):
+        self.worst, self.scrapes, self.failures = 0.0, 0, []
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        if self.failures:
+            sys.exit(f"metrics scrape failed: {self.failures[0]}")
+
+
+def start_watched_daemon(binary, root, n, rescan_interval, metrics_port, extra=()):
+    """A daemon over ROOT/certs with metrics, once it serves a good staple for all n
+    certificates and nothing is queued or running (staples on disk are recycled)."""
+    p = subprocess.Popen([binary, "-q", "-t", "8", "-r", str(rescan_interval), "--metrics", f"127.0.0.1:{metrics_port}",
+                          "--metrics-per-certificate=false", *extra, f"{root}/certs"])
+    probe = MetricsProbe(metrics_port)
+    deadline = time.monotonic() + 900
+    while True:
+        if p.poll() is not None:
+            sys.exit(f"daemon exited {p.returncode}")
+        if time.monotonic() > deadline:
+            p.kill()
+            sys.exit("daemon did not settle in 15 minutes")
+        try:
+            v = probe.values()
+            if v.get('stapler_certificates_by_state{state="good"}') == n and v["stapler_fetches_running"] == 0 \
+                    and v["stapler_fetches_queued"] == 0:
+                return p, probe
+        except (OSError, ValueError, KeyError, http.client.HTTPException):
+            pass
+        time.sleep(1)  # a scrape walks every certificate: polling must not be the load
+
+
+def cpu_bursts(pid, seconds, sample=0.005, quiet=0.2):
+    """Bursts of CPU an otherwise idle daemon spends in `seconds`, each as (CPU s, wall s):
+    between periodic rescans it sleeps, so each burst is one rescan. A burst ends after
+    `quiet` seconds without CPU; one still running at the end is left out."""
+    bursts, current, last_busy, started = [], None, 0.0, time.monotonic()
+    previous = cpu_ns(pid)
+    while time.monotonic() - started < seconds:
+        time.sleep(sample)
+        now, used = time.monotonic(), cpu_ns(pid)
+        if used != previous:
+            if current is None:
+                current = [previous, now - sample]
+            last_busy = now
+        elif current is not None and now - last_busy > quiet:
+            bursts.append(((used - current[0]) / 1e9, last_busy - current[1]))
+            current = None
+        previous = used
+    return bursts
+
+
+def rescan_costs(binary, root, n, rescans=8, interval=3):
+    """CPU of a periodic rescan of n unchanged files (median of the rescans seen over
+    `rescans` intervals, each found as a burst of CPU of an otherwise sleeping daemon, measured
+    once start-up is over), and the worst metrics scrape during a few more."""
+    p, probe = start_watched_daemon(binary, root, n, interval, free_port())
     try:
-        # Start-up: parse every bundle and verify every staple on disk.
-        wait_settled(p.pid, limit=3 + len(bundles(root)) / 1000)
-        before = cpu_seconds(p.pid)
-        time.sleep(seconds)
-        return (cpu_seconds(p.pid) - before) / (seconds / interval)
+        time.sleep(1)
+        bursts = cpu_bursts(p.pid, rescans * interval + 1)
+        if len(bursts) < rescans // 2:
+            sys.exit(f"saw only {len(bursts)} rescans in {rescans * interval} s")
+        with probe:
+            time.sleep(3 * interval)
     finally:
         p.terminate()
         p.wait()
+    result = {"rescan_cpu": statistics.median(b[0] for b in bursts), "rescan_wall": statistics.median(b[1] for b in bursts),
+              "rescans_seen": len(bursts), "rescan_worst_scrape": probe.worst}
+    print(f"  rescans: {len(bursts)} seen, median {result['rescan_cpu'] * 1000:.1f} ms CPU, "
+          f"{result['rescan_wall'] * 1000:.0f} ms wall; worst scrape {probe.worst * 1000:.0f} ms", flush=True)
+    return result
+
+
+def scrape_cpu(pid, probe, samples=5):
+    """CPU the daemon spends answering one scrape (median of a few, while it is idle): a scrape
+    walks every certificate, so the probe's own cost is taken out of the burst's CPU."""
+    costs = []
+    for _ in range(samples):
+        before = cpu_ns(pid)
+        probe.values()
+        time.sleep(0.05)
+        costs.append((cpu_ns(pid) - before) / 1e9)
+    return statistics.median(costs)
+
+
+def wait_quiet(pid, probe, per_scrape, quiet=3.0, sample=0.5, limit=900):
+    """Waits until the daemon has been quiet for `quiet` seconds, quiet meaning no more CPU
+    in a sample than the probe's scrapes in it explain; returns when it last was busy."""
+    started = last_busy = time.monotonic()
+    previous, scrapes = cpu_ns(pid), probe.scrapes
+    while time.monotonic() - last_busy < quiet:
+        if time.monotonic() - started > limit:
+            sys.exit(f"daemon still busy after {limit} s")
+        time.sleep(sample)
+        used, now_scrapes = cpu_ns(pid), probe.scrapes
+        if (used - previous) / 1e9 > 1.5 * per_scrape * (now_scrapes - scrapes + 1) + 0.002:
+            last_busy = time.monotonic()
+        previous, scrapes = used, now_scrapes
+    return last_busy
+
+
+def burst_costs(binary, root, n):
+    """Every certificate touched: n IN_ATTRIB events, each a changed file to parse again and
+    fetch at once (an operator's `touch` asks for that). CPU until the daemon is quiet again
+    with all n stapled anew, less what the probe's scrapes (one every 2 s) cost, and the worst
+    scrape meanwhile. No periodic rescans run, so the CPU is the events' and the fetches'."""
+    p, probe = start_watched_daemon(binary, root, n, 3600, free_port())
+    try:
+        time.sleep(1)
+        per_scrape = scrape_cpu(p.pid, probe)
+        before = probe.values()['stapler_fetches_total{result="success"}']
+        cpu_before = cpu_ns(p.pid)
+        started = time.monotonic()
+        with probe:
+            for entry in os.scandir(f"{root}/certs"):
+                if entry.name.endswith(".pem"):
+                    os.utime(entry.path)
+            while True:
+                done = wait_quiet(p.pid, probe, per_scrape)
+                fetched = probe.values()['stapler_fetches_total{result="success"}'] - before
+                if fetched >= n:
+                    break
+                if time.monotonic() - started > 900:
+                    sys.exit(f"only {fetched:.0f} of {n} certificates were stapled again after the burst")
+            scrapes = probe.scrapes
+        cpu = (cpu_ns(p.pid) - cpu_before) / 1e9
+        result = {"burst_cpu": cpu - scrapes * per_scrape, "burst_cpu_with_scrapes": cpu, "burst_wall": done - started,
+                  "burst_worst_scrape": probe.worst, "scrapes": scrapes, "scrape_cpu": per_scrape}
+    finally:
+        p.terminate()
+        p.wait()
+    print(f"  burst: {result['burst_cpu']:.2f} s CPU ({cpu:.2f} s with {scrapes} scrapes of {per_scrape * 1000:.1f} ms), "
+          f"{result['burst_wall']:.1f} s until quiet; worst scrape {probe.worst * 1000:.0f} ms", flush=True)
+    return result
+
+
+def empty_daemon_kib(binary):
+    """Resident memory of a daemon watching an empty directory: the floor per-certificate
+    figures are measured from."""
+    empty = f"{WORK}/empty"
+    os.makedirs(empty, exist_ok=True)
+    p = subprocess.Popen([binary, "-q", empty])
+    try:
+        time.sleep(2)
+        return kib(proc_status(p.pid)["VmRSS"])
+    finally:
+        p.terminate()
+        p.wait()
+
+
+def print_watch_table(machine, watch_rows, empty_kib):
+    print()
+    print(f"Machine: {machine}. Rescans, event bursts and memory per certificate (empty daemon: "
+          f"{empty_kib / 1024:.1f} MB resident)")
+    print()
+    print("| N | rescan CPU (ms) | per file (µs) | rescan wall (ms) | worst scrape during rescans (ms) "
+          "| burst CPU (s) | per file (µs) | burst wall (s) | worst scrape during the burst (ms) "
+          "| idle RSS (MB) | peak RSS (MB) | peak / idle | bytes per certificate above empty |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for n, w, daemons in watch_rows:
+        if daemons:
+            idle = statistics.median(d["idle_kib"] for d in daemons)
+            peak = statistics.median(d["peak_kib"] for d in daemons)
+            memory = f"{idle / 1024:.1f} | {peak / 1024:.1f} | {peak / idle:.2f} | {(idle - empty_kib) * 1024 / n:.0f}"
+        else:
+            memory = "| | |"
+        print(f"| {n} | {w['rescan_cpu'] * 1000:.1f} | {w['rescan_cpu'] * 1e6 / n:.2f} | {w['rescan_wall'] * 1000:.0f} "
+              f"| {w['rescan_worst_scrape'] * 1000:.0f} | {w['burst_cpu']:.2f} | {w['burst_cpu'] * 1e6 / n:.0f} "
+              f"| {w['burst_wall']:.1f} | {w['burst_worst_scrape'] * 1000:.0f} | {memory} |")
 
 
 def main():
@@ -487,8 +685,12 @@ def main():
     binary = os.path.abspath(args.binary)
     machine = f"{os.cpu_count()} cores, {os.uname().release}, " + \
         run(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"]).stdout.strip()
+    watch = os.environ.get("WATCH", "yes")
+    if watch not in ("yes", "no", "only"):
+        sys.exit(f"WATCH must be yes, no or only, not {watch!r}")
     print(f"Responder: {Responder.name}", flush=True)
-    rows, roots = [], []
+    empty_kib = empty_daemon_kib(binary) if watch != "no" else None
+    rows, roots, watch_rows = [], [], []
     try:
         for n in args.sizes:
             print(f"N={n}: preparing", flush=True)
@@ -501,6 +703,11 @@ def main():
             roots.append(root)
             responder = Responder(root, port)
             try:
+                if watch == "only":
+                    if staple_count(root) < n:
+                        daemon(binary, root, threads, n, 1, responder)  # staples to recycle
+                    watch_rows.append((n, {**rescan_costs(binary, root, n), **burst_costs(binary, root, n)}, None))
+                    continue
                 rate, rate_cpu, rate_count = responder_rate(responder, root, port)
                 per_cpu = rate_count / rate_cpu if rate_cpu > 0 else float("inf")
                 print(f"  responder alone: {rate:.0f} requests/s over keep-alive; {rate_count} requests "
@@ -511,7 +718,9 @@ def main():
                     print(f"  one-off run {r + 1}: {oneoffs[-1]}", flush=True)
                     daemons.append(daemon(binary, root, threads, n, idle_seconds, responder))
                     print(f"  daemon run {r + 1}: {daemons[-1]}", flush=True)
-                rescan = rescan_cost(binary, root)
+                rescan = rescan_costs(binary, root, n)
+                if watch == "yes":
+                    watch_rows.append((n, {**rescan, **burst_costs(binary, root, n)}, daemons))
             finally:
                 responder.stop()
             if responder.served is not None:
@@ -523,7 +732,7 @@ def main():
             rows.append((n, med(oneoffs, "wall"), med(daemons, "wall"), med(oneoffs, "cpu") / n * 1000,
                          med(oneoffs, "peak_kib") / 1024, med(daemons, "peak_kib") / 1024,
                          med(daemons, "idle_kib") / 1024, med(daemons, "threads"), med(daemons, "fds"),
-                         med(daemons, "wakeups"), rescan * 1000, rate,
+                         med(daemons, "wakeups"), rescan["rescan_cpu"] * 1000, rate,
                          med(daemons, "anon_kib") / 1024, med(daemons, "file_kib") / 1024,
                          med(oneoffs, "responder_cpu"), med(daemons, "responder_cpu"), per_cpu,
                          med(daemons, "pss_kib") / 1024))
@@ -531,6 +740,10 @@ def main():
         # Only now, after every measurement of every size: see move_staples_aside().
         for root in roots:
             delete_old_staples(root)
+    if watch_rows:
+        print_watch_table(machine, watch_rows, empty_kib)
+    if not rows:
+        return
     print()
     print(f"Machine: {machine}; {runs} runs per size, medians; -t {threads}; idle window {idle_seconds:.0f} s; "
           f"responder: {Responder.name}")

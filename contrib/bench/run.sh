@@ -2,10 +2,15 @@
 # Stapler benchmark: builds the release binary, generates N certificates under a throwaway
 # CA (1,000 and 10,000 by default; kept in /tmp/stapler-bench for the next run), serves them
 # from a local responder with pre-signed answers (contrib/bench/responder.py) and measures
-# Stapler cold (--one-off and as a daemon), idle and rescanning.
+# Stapler cold (--one-off and as a daemon), idle, rescanning, and through a burst of N
+# inotify events (every certificate touched), with a metrics scrape every 2 s meanwhile.
 #
 #   contrib/bench/run.sh [N ...]        e.g. contrib/bench/run.sh 1000 10000 100000
 #   RUNS=3 IDLE_SECONDS=60 contrib/bench/run.sh 10000
+#   RUNS=1 IDLE_SECONDS=15 contrib/bench/run.sh 1000 10000 100000   # about 12 min here, plus
+#                                      # 2 min the first time to generate the 100,000 certificates
+#   WATCH=only ...   rescans and the burst only; WATCH=no   without them
+#   BENCH_WORK=/tmp/other   where certificates are kept (one per concurrent benchmark)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 contrib/install-prerequisites.sh

@@ -70,7 +70,11 @@ public struct FilePath: Hashable, Comparable, Sendable, CustomStringConvertible,
 
     public func appending(_ component: FilePath) -> FilePath {
         if bytes.isEmpty { return component }
-        var result = bytes
+        // Sized once: the daemon keeps one path per certificate, and growing a copy of the
+        // directory's bytes twice left each with a third of its buffer unused.
+        var result: [UInt8] = []
+        result.reserveCapacity(bytes.count + 1 + component.bytes.count)
+        result.append(contentsOf: bytes)
         if result.last != UInt8(ascii: "/") { result.append(UInt8(ascii: "/")) }
         result.append(contentsOf: component.bytes.drop(while: { $0 == UInt8(ascii: "/") }))
         return FilePath(bytes: result)

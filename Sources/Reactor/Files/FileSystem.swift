@@ -84,29 +84,7 @@ public enum FileSystem {
 
     /// The names in a directory, without "." and "..", in no particular order.
     public static func listDirectory(_ path: FilePath) throws(FileError) -> [DirectoryEntry] {
-        guard let dir = path.withCString({ opendir($0) }) else { throw FileError(path: path, operation: "opendir") }
-        defer { closedir(dir) }
-        var entries: [DirectoryEntry] = []
-        while true {
-            errno = 0
-            guard let entry = readdir(dir) else {
-                if errno != 0 { throw FileError(path: path, operation: "readdir") }
-                return entries
-            }
-            let name = withUnsafePointer(to: &entry.pointee.d_name) { pointer in
-                pointer.withMemoryRebound(to: CChar.self, capacity: 256) { FilePath(cString: $0) }
-            }
-            if name.bytes == [0x2e] || name.bytes == [0x2e, 0x2e] { continue }
-            let kind: DirectoryEntry.Kind
-            switch Int32(entry.pointee.d_type) {
-            case Int32(DT_REG): kind = .regular
-            case Int32(DT_DIR): kind = .directory
-            case Int32(DT_LNK): kind = .symlink
-            case Int32(DT_UNKNOWN): kind = .unknown
-            default: kind = .other
-            }
-            entries.append(DirectoryEntry(name: name, kind: kind))
-        }
+        try OpenDirectory(path).entries()
     }
 
     /// The canonical absolute path, all links resolved.

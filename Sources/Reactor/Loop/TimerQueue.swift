@@ -4,12 +4,17 @@
 /// heap is compacted when dead slots outnumber live ones, so cancel and reschedule stay
 /// O(log n) with no search.
 struct TimerQueue {
-    private struct Slot {
+    /// Ties break by scheduling order so equal deadlines fire first-in, first-out.
+    private struct Slot: Comparable {
         var deadline: UInt64
         var id: UInt64
+
+        static func < (a: Slot, b: Slot) -> Bool {
+            a.deadline != b.deadline ? a.deadline < b.deadline : a.id < b.id
+        }
     }
 
-    private var heap: [Slot] = []
+    private var heap = MinHeap<Slot>()
     private var handlers: [UInt64: (deadline: UInt64, run: () -> Void)] = [:]
     private var nextID: UInt64 = 1
 
@@ -19,14 +24,16 @@ struct TimerQueue {
         let id = nextID
         nextID += 1
         handlers[id] = (deadline.nanoseconds, run)
-        push(Slot(deadline: deadline.nanoseconds, id: id))
+        heap.push(Slot(deadline: deadline.nanoseconds, id: id))
         return TimerHandle(id: id)
     }
 
     @discardableResult
     mutating func cancel(_ handle: TimerHandle) -> Bool {
         guard handlers.removeValue(forKey: handle.id) != nil else { return false }
-        if heap.count > 64 && heap.count > 2 * handlers.count { compact() }
+        if heap.count > 64 && heap.count > 2 * handlers.count {
+            heap.replace(with: handlers.map { Slot(deadline: $0.value.deadline, id: $0.key) })
+        }
         return true
     }
 
@@ -34,7 +41,7 @@ struct TimerQueue {
     mutating func earliest() -> MonotonicInstant? {
         while let top = heap.first {
             if handlers[top.id] != nil { return MonotonicInstant(nanoseconds: top.deadline) }
-            popTop()
+            heap.popFirst()
         }
         return nil
     }
@@ -45,59 +52,12 @@ struct TimerQueue {
     mutating func takeDue(now: MonotonicInstant) -> [(TimerHandle, () -> Void)] {
         var due: [(TimerHandle, () -> Void)] = []
         while let top = heap.first, top.deadline <= now.nanoseconds {
-            popTop()
+            heap.popFirst()
             if let entry = handlers.removeValue(forKey: top.id) {
                 due.append((TimerHandle(id: top.id), entry.run))
             }
         }
         return due
-    }
-
-    private mutating func compact() {
-        heap = handlers.map { Slot(deadline: $0.value.deadline, id: $0.key) }
-        // Floyd's heap construction: sift down from the last parent.
-        var index = heap.count / 2
-        while index > 0 {
-            index -= 1
-            siftDown(from: index)
-        }
-    }
-
-    private mutating func push(_ slot: Slot) {
-        heap.append(slot)
-        var child = heap.count - 1
-        while child > 0 {
-            let parent = (child - 1) / 2
-            guard less(heap[child], heap[parent]) else { break }
-            heap.swapAt(child, parent)
-            child = parent
-        }
-    }
-
-    private mutating func popTop() {
-        let last = heap.removeLast()
-        guard !heap.isEmpty else { return }
-        heap[0] = last
-        siftDown(from: 0)
-    }
-
-    private mutating func siftDown(from start: Int) {
-        var parent = start
-        while true {
-            let left = 2 * parent + 1
-            guard left < heap.count else { return }
-            let right = left + 1
-            var smallest = left
-            if right < heap.count && less(heap[right], heap[left]) { smallest = right }
-            guard less(heap[smallest], heap[parent]) else { return }
-            heap.swapAt(parent, smallest)
-            parent = smallest
-        }
-    }
-
-    /// Ties break by scheduling order so equal deadlines fire first-in, first-out.
-    private func less(_ a: Slot, _ b: Slot) -> Bool {
-        a.deadline != b.deadline ? a.deadline < b.deadline : a.id < b.id
     }
 }
 

@@ -82,37 +82,45 @@ enum CertificateDiscovery {
                 walk.directory(location, status: status, depth: 0, location: index, into: &result)
             case .regular:
                 if rules.isExplicitCandidate(location.lastComponent) && !rules.isIgnored(location) {
-                    walk.add(location, status: status, location: index, into: &result)
+                    walk.namedFiles = true
+                    result.files.append(DiscoveredFile(path: location, status: status, location: index))
                 }
             default:
                 result.problems.append(FileError(path: location, operation: "scan", reason: .notRegularFile))
             }
         }
+        if walk.namedFiles { result.files = firstOfEachPath(result.files) }
         return result
     }
 
+    /// A file named on the command line may also be found in a scanned directory: the first
+    /// sighting counts.
+    private static func firstOfEachPath(_ files: [DiscoveredFile]) -> [DiscoveredFile] {
+        var seen = Set<FilePath>()
+        return files.filter { seen.insert($0.path).inserted }
+    }
+
     /// The state of one scan: what was already visited, so that symlink loops, bind mounts
-    /// and overlapping configured paths are each walked once.
+    /// and overlapping configured paths are each walked once. Each directory is listed once,
+    /// so the paths found in directories are distinct without a set of them (which cost a
+    /// hash of every path at every rescan); only a file named as a location can repeat one.
     private struct Walk {
         let rules: DiscoveryRules
         var visitedDirectories = Set<DirectoryIdentity>()
-        var seenFiles = Set<FilePath>()
+        /// A configured location was a file.
+        var namedFiles = false
 
         init(rules: DiscoveryRules) { self.rules = rules }
-
-        mutating func add(_ path: FilePath, status: FileStatus, location: Int, into result: inout DiscoveryResult) {
-            if seenFiles.insert(path).inserted {
-                result.files.append(DiscoveredFile(path: path, status: status, location: location))
-            }
-        }
 
         mutating func directory(_ directory: FilePath, status: FileStatus, depth: Int, location: Int,
                                 into result: inout DiscoveryResult) {
             guard visitedDirectories.insert(DirectoryIdentity(status)).inserted else { return }
             result.directories.append((directory, location))
+            let opened: OpenDirectory
             let entries: [DirectoryEntry]
             do {
-                entries = try FileSystem.listDirectory(directory)
+                opened = try OpenDirectory(directory)
+                entries = try opened.entries()
             } catch {
                 result.problems.append(error)
                 return
@@ -131,7 +139,7 @@ enum CertificateDiscovery {
                 guard !rules.isIgnored(path) else { continue }
                 let entryStatus: FileStatus
                 do {
-                    entryStatus = try FileSystem.status(path)
+                    entryStatus = try opened.status(of: entry.name)
                 } catch {
                     // Gone since the listing, or a dangling link: only worth a word if it
                     // looked like a certificate.
@@ -141,7 +149,7 @@ enum CertificateDiscovery {
                 if entryStatus.kind == .directory && mayDescend {
                     subdirectories.append((path, entryStatus))
                 } else if entryStatus.kind == .regular && isCandidate {
-                    add(path, status: entryStatus, location: location, into: &result)
+                    result.files.append(DiscoveredFile(path: path, status: entryStatus, location: location))
                 }
             }
             for (path, subStatus) in subdirectories.sorted(by: { $0.0 < $1.0 }) {

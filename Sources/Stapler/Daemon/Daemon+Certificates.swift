@@ -11,11 +11,11 @@ extension Daemon {
             if let certificate = certificates[path] {
                 guard certificate.fileStatus != status else { return }
                 certificate.fileStatus = status
-                load(certificate, changed: true)
+                loads.add(certificate, changed: true)
             } else if let location {
                 let certificate = TrackedCertificate(path: path, location: location, fileStatus: status)
                 certificates[path] = certificate
-                load(certificate, changed: false)
+                loads.add(certificate, changed: false)
             }
         case .absent(let path):
             if let certificate = certificates[path] { forget(certificate) }
@@ -24,26 +24,33 @@ extension Daemon {
 
     /// A full scan: files whose status changed are read again, new ones added, missing ones
     /// forgotten, and a refresh whose timer was lost is caught up.
+    ///
+    /// The scan's paths are distinct, so when it found as many known files as the table
+    /// holds, none is missing: the set of found paths, a hash of every path, is built only
+    /// when some file went away.
     private func reconcile(_ files: [DiscoveredFile]) {
-        var seen = Set<FilePath>()
-        seen.reserveCapacity(files.count)
+        let known = certificates.count
+        var foundKnown = 0
         let now = UTCTime.now()
         for file in files {
-            seen.insert(file.path)
             if let certificate = certificates[file.path] {
-                certificate.location = file.location
+                foundKnown += 1
+                if certificate.location != file.location { certificate.location = file.location }
                 if certificate.fileStatus != file.status {
                     certificate.fileStatus = file.status
-                    load(certificate, changed: true)
+                    loads.add(certificate, changed: true)
                 } else if !isStopping {
                     refresher.catchUpIfLate(certificate, now: now)
                 }
             } else {
                 let certificate = TrackedCertificate(path: file.path, location: file.location, fileStatus: file.status)
                 certificates[file.path] = certificate
-                load(certificate, changed: false)
+                loads.add(certificate, changed: false)
             }
         }
+        guard foundKnown < known else { return }
+        var seen = Set<FilePath>(minimumCapacity: files.count)
+        for file in files { seen.insert(file.path) }
         for (path, certificate) in certificates where !seen.contains(path) {
             forget(certificate)
         }
@@ -51,8 +58,10 @@ extension Daemon {
 
     /// Parses the file and decides what it needs. A certificate seen for the first time
     /// keeps a good staple on disk; a changed file (replaced, edited, or just `touch`ed: the
-    /// operator's way to force a refresh) is fetched at once.
-    private func load(_ certificate: TrackedCertificate, changed: Bool) {
+    /// operator's way to force a refresh) is fetched at once. Called by `loads`, a slice of
+    /// files per pass of the loop; a file forgotten while it waited is left alone.
+    func load(_ certificate: TrackedCertificate, changed: Bool) {
+        guard certificates[certificate.path] === certificate else { return }
         let wasActive = certificate.record != nil
         refresher.cancel(certificate)
         let record: CertificateRecord

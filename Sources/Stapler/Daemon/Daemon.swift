@@ -23,6 +23,8 @@ final class Daemon {
     let issuers = IssuerStore()
     let statistics = Statistics()
     private(set) var watcher: CertificateWatcher!
+    /// Files found new or changed, parsed a slice per pass of the loop (`Daemon+Certificates.swift`).
+    private(set) var loads: CertificateLoadQueue!
     /// Fetches staples, or with `--push-only` reads those another Stapler writes.
     private(set) var refresher: StapleSource!
     /// Downloads issuers missing from bundles (`Daemon+Certificates.swift` asks).
@@ -52,6 +54,7 @@ final class Daemon {
         self.logger = logger
         self.reloadOptions = reloadOptions
         watcher = CertificateWatcher(loop: loop, logger: logger) { [unowned self] in self.observe($0) }
+        loads = CertificateLoadQueue(loop: loop) { [unowned self] in self.load($0, changed: $1) }
         // One client for OCSP and issuer fetches: one connection cache, one set of limits.
         let http = try HTTPClient(loop: loop,
                                   configuration: try OCSPExchange.clientConfiguration(
@@ -79,6 +82,7 @@ final class Daemon {
         }
         metrics = MetricsServer(loop: loop, logger: logger) { [unowned self] in self.renderMetrics() }
         refresher.onIdle = { [unowned self] in self.finishOneOffIfDone() }
+        loads.onDrained = { [unowned self] in self.finishOneOffIfDone() }
         haproxy.onPushEnded = { [unowned self] in self.finishOneOffIfDone() }
         updateHook.onIdle = { [unowned self] in self.finishOneOffIfDone() }
     }
@@ -147,6 +151,7 @@ final class Daemon {
         guard !isStopping else { return }
         isStopping = true
         exitStatus = status
+        loads.removeAll()
         refresher.stop()
         issuerFetcher.stop()
         for certificate in certificates.values { refresher.cancelTimer(certificate) }
@@ -265,7 +270,7 @@ final class Daemon {
     /// In `--one-off`, ends the run once nothing is queued, fetching, writing or pushing,
     /// and the `--on-update` command has run for the staples that changed.
     private func finishOneOffIfDone() {
-        guard options.oneOff, !isStopping, refresher.isIdle, issuerFetcher.isIdle else { return }
+        guard options.oneOff, !isStopping, loads.isEmpty, refresher.isIdle, issuerFetcher.isIdle else { return }
         if haproxy.pendingPushes > 0 {
             guard oneOffDeadline == nil else { return }
             oneOffDeadline = loop.schedule(after: Self.oneOffPushTimeout) { [unowned self] in

@@ -62,9 +62,14 @@ struct FetchQueue<Element: AnyObject> {
     /// The next waiting element of a group `available` accepts: urgent entries of any such
     /// group first, groups served in turn, first in first out within a group.
     mutating func pop(available: (String) -> Bool = { _ in true }) -> Element? {
-        if let element = pop(urgent: true, available: available) { return element }
-        return pop(urgent: false, available: available)
+        let element = pop(urgent: true, available: available) ?? pop(urgent: false, available: available)
+        // A start-up queue of 100,000 grew the table to 131,072 slots (4 MB): give them back
+        // once it has drained, not at the next start.
+        if members.isEmpty && members.capacity > Self.retainedCapacity { members = [:] }
+        return element
     }
+
+    private static var retainedCapacity: Int { 1024 }
 
     mutating func removeAll() {
         members.removeAll()

@@ -66,6 +66,8 @@ final class StapleRefresher: StapleSource {
     private var responderOrigins: [String: String] = [:]
     private var random = SystemRandomNumberGenerator()
     private let retryBackoff = RetryBackoff()
+    /// Every certificate's next refresh, behind one loop timer.
+    private var refreshTimes: RefreshSchedule<TrackedCertificate>!
 
     /// `http`: the daemon's client, shared with other fetches (configured with
     /// `OCSPExchange.clientConfiguration`); nil makes one of its own.
@@ -83,6 +85,10 @@ final class StapleRefresher: StapleSource {
                                        configuration: try OCSPExchange.clientConfiguration(fetchSlots: settings.fetchSlots))
         }
         writer = BatchedFileWriter(loop: loop)
+        refreshTimes = RefreshSchedule(loop: loop, isCurrent: { $0.refresh.timer == $1 }) { [unowned self] certificate in
+            certificate.refresh.timer = nil
+            self.enqueue(certificate)
+        }
     }
 
     /// Applies from the next fetch (SIGHUP). The fetch slots stay as at start: curl's limits
@@ -120,8 +126,9 @@ final class StapleRefresher: StapleSource {
     /// A periodic scan found a refresh whose time has passed without its timer firing (lost
     /// to a clock jump): catch up.
     func catchUpIfLate(_ certificate: TrackedCertificate, now: Int64) {
-        let state = certificate.refresh
-        guard let due = state.nextRefresh, due <= now, state.timer == nil, !state.isFetching,
+        // Field by field, not a copy of the whole state: this runs for every file of every rescan.
+        guard let due = certificate.refresh.nextRefresh, due <= now, certificate.refresh.timer == nil,
+              !certificate.refresh.isFetching,
               !queue.contains(certificate), !settings.onePass else { return }
         enqueue(certificate)
     }
@@ -153,8 +160,7 @@ final class StapleRefresher: StapleSource {
 
     /// Stops whatever is planned or running for a certificate; what it knows stays.
     func cancel(_ certificate: TrackedCertificate) {
-        if let timer = certificate.refresh.timer { loop.cancel(timer) }
-        certificate.refresh.timer = nil
+        cancelTimer(certificate)
         certificate.refresh.nextRefresh = nil
         queue.remove(certificate)
         if let transfer = certificate.refresh.transfer {
@@ -182,12 +188,13 @@ final class StapleRefresher: StapleSource {
         isStopped = true
         writer.commit()
         queue.removeAll()
+        refreshTimes.removeAll()
         http.cancelAll()
     }
 
     /// Stops a certificate's timer (the daemon is stopping).
     func cancelTimer(_ certificate: TrackedCertificate) {
-        if let timer = certificate.refresh.timer { loop.cancel(timer) }
+        if let timer = certificate.refresh.timer { refreshTimes.cancel(timer) }
         certificate.refresh.timer = nil
     }
 
@@ -323,12 +330,15 @@ final class StapleRefresher: StapleSource {
         activeFetches += 1
         statistics.fetchesStarted += 1
         var handle: HTTPTransferHandle?
-        handle = http.start(exchange.httpRequest) { [weak self, weak certificate] result in
+        // The certificate is held strongly until the transfer ends or is cancelled (as
+        // `cancel` does when it is forgotten): a weak reference would give each of 100,000
+        // certificates a side table for the rest of its life.
+        handle = http.start(exchange.httpRequest) { [weak self, certificate] result in
             guard let self else { return }
             self.activeFetches -= 1
             // Transfers cut short by `stop` are no failure worth a log line.
             guard !self.isStopped else { return }
-            if let certificate, let handle, certificate.refresh.transfer == handle {
+            if let handle, certificate.refresh.transfer == handle {
                 certificate.refresh.transfer = nil
                 self.finishFetch(certificate, exchange: exchange, result: result)
             }
@@ -367,16 +377,14 @@ final class StapleRefresher: StapleSource {
         statistics.noteResponder(thisUpdate: answer.verified.thisUpdate, now: now)
         do {
             let outcome = try StapleFile.write(answer.verified.der, forCertificate: certificate.path,
-                                               in: settings.stapleLocation, using: writer) { [weak self, weak certificate] error in
+                                               in: settings.stapleLocation, using: writer) { [weak self, certificate] error in
                 guard let self else { return }
                 self.pendingWrites -= 1
-                if let certificate {
-                    certificate.refresh.pendingWrite = nil
-                    if let error {
-                        if !self.isStopped { self.writeFailed(certificate, error, der: answer.verified.der) }
-                    } else {
-                        self.stapled(certificate, answer, written: true, url: exchange.responderURL, fetchedAt: now)
-                    }
+                certificate.refresh.pendingWrite = nil
+                if let error {
+                    if !self.isStopped { self.writeFailed(certificate, error, der: answer.verified.der) }
+                } else {
+                    self.stapled(certificate, answer, written: true, url: exchange.responderURL, fetchedAt: now)
                 }
                 if self.isIdle { self.onIdle?() }
             }
@@ -496,12 +504,7 @@ final class StapleRefresher: StapleSource {
         cancelTimer(certificate)
         certificate.refresh.nextRefresh = due
         guard !settings.onePass else { return }
-        certificate.refresh.timer = loop.schedule(after: .seconds(max(0, due.saturatingSubtract(now)))) {
-            [weak self, weak certificate] in
-            guard let self, let certificate else { return }
-            certificate.refresh.timer = nil
-            self.enqueue(certificate)
-        }
+        certificate.refresh.timer = refreshTimes.schedule(certificate, after: .seconds(max(0, due.saturatingSubtract(now))))
     }
 
     private func randomFraction() -> Double { Double.random(in: 0..<1, using: &random) }
@@ -519,7 +522,7 @@ struct RefreshState {
     fileprivate(set) var lastError: String?
     /// Unix time of the next planned fetch.
     fileprivate(set) var nextRefresh: Int64?
-    fileprivate var timer: TimerHandle?
+    fileprivate var timer: RefreshSchedule<TrackedCertificate>.Ticket?
     fileprivate var transfer: HTTPTransferHandle?
     /// A verified staple waiting for its batch to reach the disk.
     fileprivate var pendingWrite: BatchedFileWriter.Ticket?
