@@ -246,6 +246,33 @@ final class SandboxEndToEndTests: XCTestCase {
         daemon.stopCleanly()
     }
 
+    /// Certificates are read a slice per pass of the loop: the TCP layer must wait for the
+    /// last slice of the first scan, or a responder port named only there would be shut out.
+    func testAResponderPortNamedOnlyBeyondTheFirstSliceOfTheScanIsAllowed() throws {
+        let pki = try TestPKI(directory: temp.file("many-ca"))
+        let (firstPort, lastPort) = (freeLoopbackPort(), freeLoopbackPort())
+        let many = try pki.issueLeaves(count: 260, commonName: "many.test", ocspURLs: ["http://127.0.0.1:\(firstPort)/"])
+        let last = try pki.issueLeaf(commonName: "last.test", ocspURLs: ["http://127.0.0.1:\(lastPort)/"])
+        let first = try OCSPResponderProcess(pki: pki, port: firstPort)
+        defer { first.stop() }
+        let second = try OCSPResponderProcess(pki: pki, port: lastPort)
+        defer { second.stop() }
+        // Locations are scanned in order: the 260 of the first fill more than one slice.
+        let early = try directory("early")
+        for (index, leaf) in many.enumerated() { try pki.writeBundle(leaf, to: "\(early)/site\(index).pem") }
+        let late = try directory("late")
+        try pki.writeBundle(last, to: "\(late)/last.pem")
+
+        let daemon = try start([early, late])
+        daemon.expectLog("\(late)/last.pem: staple written")
+        daemon.expectLog("sandbox: TCP connect only to port(s)")
+        let log = daemon.log
+        XCTAssertTrue(log.contains("\(firstPort)") && linesOf(log, containing: "TCP connect only to port(s)")
+            .first?.contains("\(lastPort)") == true, log)
+        XCTAssertFalse(log.contains("restart Stapler to reach port \(lastPort)"), log)
+        daemon.stopCleanly()
+    }
+
     /// The HTTP status of a scrape, or curl's failure.
     private func scrape(_ port: UInt16) throws -> String {
         let result = try Shell.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5",

@@ -5,15 +5,19 @@ import Reactor
 /// ruleset.
 extension Daemon {
     /// Responder and CA Issuers URLs of a certificate just read. The first ones schedule the
-    /// TCP layer for the end of this turn of the loop, so that every certificate of the same
-    /// scan or burst of events (the whole first scan at start) adds its ports first; a daemon
-    /// started on an empty directory closes the network when its first certificates arrive.
+    /// TCP layer for when the load queue drains (`certificatesLoaded`): certificates are read
+    /// a slice per pass of the loop, and every certificate of the same scan or burst of events
+    /// (the whole first scan at start) adds its ports first. A daemon started on an empty
+    /// directory closes the network when its first certificates have arrived.
     func sandboxSaw(_ urls: [String]) {
         guard let sandbox, !urls.isEmpty else { return }
         for line in sandbox.urlsSeen(urls) { logger.error(line) }
-        if sandbox.scheduleNetworkClosing() {
-            loop.executeSoon { [unowned self] in self.closeSandboxNetwork() }
-        }
+        _ = sandbox.scheduleNetworkClosing()
+    }
+
+    /// Every certificate queued so far is read: the TCP layer goes on if one named a port.
+    func sandboxCertificatesLoaded() {
+        if let sandbox, sandbox.networkClosingScheduled { closeSandboxNetwork() }
     }
 
     /// Just confined: with no responder ports to learn, the TCP layer goes on at once.

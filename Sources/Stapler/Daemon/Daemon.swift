@@ -82,7 +82,10 @@ final class Daemon {
         }
         metrics = MetricsServer(loop: loop, logger: logger) { [unowned self] in self.renderMetrics() }
         refresher.onIdle = { [unowned self] in self.finishOneOffIfDone() }
-        loads.onDrained = { [unowned self] in self.finishOneOffIfDone() }
+        loads.onDrained = { [unowned self] in
+            self.sandboxCertificatesLoaded()
+            self.finishOneOffIfDone()
+        }
         haproxy.onPushEnded = { [unowned self] in self.finishOneOffIfDone() }
         updateHook.onIdle = { [unowned self] in self.finishOneOffIfDone() }
     }

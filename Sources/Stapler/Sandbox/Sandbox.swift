@@ -24,7 +24,7 @@ final class Sandbox {
     private(set) var networkClosed = false
     /// Ports a later certificate named and that were refused, each reported once.
     private var refusedPorts: Set<UInt16> = []
-    private var networkClosingScheduled = false
+    private(set) var networkClosingScheduled = false
 
     private init(plan: SandboxPlan) {
         self.plan = plan
@@ -121,7 +121,8 @@ final class Sandbox {
         return lines
     }
 
-    /// True the first time only: the caller schedules `closeNetwork`.
+    /// True the first time only: the caller lays the TCP layer (`closeNetwork`) once the
+    /// certificates being read with this one are all read.
     func scheduleNetworkClosing() -> Bool {
         guard plan.enabled, plan.learnsResponderPorts, !networkClosingScheduled else { return false }
         networkClosingScheduled = true
