@@ -97,10 +97,14 @@ public struct FilePath: Hashable, Comparable, Sendable, CustomStringConvertible,
     }
 
     public func withCString<R>(_ body: (UnsafePointer<CChar>) throws -> R) rethrows -> R {
-        var terminated = bytes
-        terminated.append(0)
-        return try terminated.withUnsafeBufferPointer { buffer in
-            try buffer.baseAddress!.withMemoryRebound(to: CChar.self, capacity: buffer.count, body)
+        // On the stack for short paths: a rescan stats every file by name, and would otherwise
+        // copy each name to the heap once per file per rescan.
+        try withUnsafeTemporaryAllocation(of: CChar.self, capacity: bytes.count + 1) { buffer in
+            bytes.withUnsafeBufferPointer { source in
+                for index in source.indices { buffer[index] = CChar(bitPattern: source[index]) }
+            }
+            buffer[bytes.count] = 0
+            return try body(UnsafePointer(buffer.baseAddress!))
         }
     }
 
