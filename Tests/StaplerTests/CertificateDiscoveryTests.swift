@@ -84,54 +84,6 @@ final class CertificateDiscoveryTests: XCTestCase {
         XCTAssertEqual(changed.map(\.path), [FilePath(temp.file("c7.pem"))], "a touch changes the stat")
     }
 
-    /// A scan with memory reports only differences: nothing for an unchanged tree, and each
-    /// new, changed (touched, replaced), deleted and renamed file, including in a directory
-    /// that went away; the same rescans show that an unchanged tree indeed reports nothing.
-    func testRescanWithMemoryReportsNewChangedDeletedAndRenamedFilesOnly() throws {
-        let temp = try TemporaryDirectory()
-        let rules = DiscoveryRules(recursive: true)
-        try FileManager.default.createDirectory(atPath: temp.file("sub"), withIntermediateDirectories: false)
-        for index in 0..<20 { touch(temp.file("c\(index).pem")) }
-        touch(temp.file("sub/s.pem"))
-        touch(temp.file("named.crt"))
-        let locations = [FilePath(temp.path), FilePath(temp.file("named.crt"))]
-        var memory = ScanMemory()
-        let first = CertificateDiscovery.scan(locations, rules: rules, memory: &memory)
-        XCTAssertTrue(first.isComplete)
-        XCTAssertEqual(first.files.count, 22, "\(first.files)")
-        let unchanged = CertificateDiscovery.scan(locations, rules: rules, memory: &memory)
-        XCTAssertFalse(unchanged.isComplete)
-        XCTAssertEqual(unchanged.files, [])
-        XCTAssertEqual(unchanged.gone, [])
-        XCTAssertEqual(unchanged.fileCount, 22)
-
-        var later = [timeval(tv_sec: time(nil) + 3600, tv_usec: 0), timeval(tv_sec: time(nil) + 3600, tv_usec: 0)]
-        XCTAssertEqual(utimes(temp.file("c1.pem"), &later), 0)
-        XCTAssertEqual(utimes(temp.file("named.crt"), &later), 0)
-        touch(temp.file("new.pem"))
-        XCTAssertEqual(unlink(temp.file("c2.pem")), 0)
-        XCTAssertEqual(rename(temp.file("c3.pem"), temp.file("renamed.pem")), 0)
-        // Replaced by another file of the same size: another inode.
-        touch(temp.file("replacement"))
-        XCTAssertEqual(rename(temp.file("replacement"), temp.file("c4.pem")), 0)
-        let differences = CertificateDiscovery.scan(locations, rules: rules, memory: &memory)
-        XCTAssertEqual(Set(differences.files.map(\.path)),
-                       Set(["c1.pem", "new.pem", "renamed.pem", "c4.pem", "named.crt"].map { FilePath(temp.file($0)) }))
-        XCTAssertEqual(Set(differences.gone), Set(["c2.pem", "c3.pem"].map { FilePath(temp.file($0)) }))
-
-        try FileManager.default.removeItem(atPath: temp.file("sub"))
-        XCTAssertEqual(unlink(temp.file("named.crt")), 0)
-        let dirGone = CertificateDiscovery.scan(locations, rules: rules, memory: &memory)
-        XCTAssertEqual(dirGone.files, [])
-        XCTAssertEqual(Set(dirGone.gone), Set(["sub/s.pem", "named.crt"].map { FilePath(temp.file($0)) }))
-        XCTAssertEqual(CertificateDiscovery.scan(locations, rules: rules, memory: &memory).gone, [])
-
-        // An event said a file is gone (the daemon forgot it): found again, it is reported.
-        memory.forget(FilePath(temp.file("c5.pem")))
-        XCTAssertEqual(CertificateDiscovery.scan(locations, rules: rules, memory: &memory).files.map(\.path),
-                       [FilePath(temp.file("c5.pem"))])
-    }
-
     func testTemporaryFilesOfDeadWritersAreReportedStaleAndLiveOnesAreNot() throws {
         let temp = try TemporaryDirectory()
         // A pid that surely ran and is gone: a child we waited for.

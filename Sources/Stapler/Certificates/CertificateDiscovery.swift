@@ -65,63 +65,14 @@ struct DiscoveryResult: Sendable {
     /// Our own temporary staple files left behind by a process that no longer runs (a
     /// kill -9 in the middle of a write): safe to delete.
     var staleTemporaryFiles: [FilePath] = []
-    /// Whether `files` lists every certificate file (a scan without memory, or the first
-    /// with it); otherwise it lists only those new or changed since the previous scan, and
-    /// `gone` those it saw that are no longer found.
-    var isComplete = true
-    var gone: [FilePath] = []
-    /// Certificate files found, changed or not.
-    var fileCount = 0
-}
-
-/// What the previous scan found in each directory (name, status, location), so that the
-/// next reports only differences: an unchanged file of a rescan then costs its `fstatat`,
-/// a hash of its name and a comparison, with no full path built and no table lookup in the
-/// daemon. Kept by the watcher, emptied when the settings change.
-struct ScanMemory {
-    fileprivate var directories: [FilePath: RememberedDirectory] = [:]
-    /// Files named as locations, by their path.
-    fileprivate var namedFiles: [FilePath: RememberedFile] = [:]
-    fileprivate var generation: UInt32 = 0
-    fileprivate var isFresh = true
-
-    /// An event said this file is gone: a later scan that finds it again reports it, whatever
-    /// its status, as the daemon forgot it.
-    mutating func forget(_ path: FilePath) {
-        namedFiles[path] = nil
-        directories[path.directory]?.files[path.lastComponent] = nil
-    }
-}
-
-private struct RememberedDirectory {
-    var files: [FilePath: RememberedFile] = [:]
-    var generation: UInt32 = 0
-}
-
-private struct RememberedFile {
-    var path: FilePath
-    var status: FileStatus
-    var location: Int
-    /// The last scan that found it.
-    var generation: UInt32
 }
 
 /// Walks the configured paths. Stats each candidate (cheap) but reads none: parsing happens
 /// only for files whose stat changed.
 enum CertificateDiscovery {
     static func scan(_ locations: [FilePath], rules: DiscoveryRules) -> DiscoveryResult {
-        var memory = ScanMemory()
-        return scan(locations, rules: rules, memory: &memory)
-    }
-
-    /// A scan that reports only what changed since the scan that filled `memory` (all of it
-    /// the first time), and updates it.
-    static func scan(_ locations: [FilePath], rules: DiscoveryRules, memory: inout ScanMemory) -> DiscoveryResult {
-        memory.generation &+= 1
         var result = DiscoveryResult()
-        result.isComplete = memory.isFresh
-        memory.isFresh = false
-        var walk = Walk(rules: rules, generation: memory.generation)
+        var walk = Walk(rules: rules)
         for (index, location) in locations.enumerated() {
             let status: FileStatus
             do {
@@ -132,21 +83,17 @@ enum CertificateDiscovery {
             }
             switch status.kind {
             case .directory:
-                walk.directory(location, status: status, depth: 0, location: index, memory: &memory, into: &result)
+                walk.directory(location, status: status, depth: 0, location: index, into: &result)
             case .regular:
                 if rules.isExplicitCandidate(location.lastComponent) && !rules.isIgnored(location) {
                     walk.namedFiles = true
-                    result.fileCount += 1
-                    let file = RememberedFile(path: location, status: status, location: index, generation: walk.generation)
-                    if let previous = memory.namedFiles.updateValue(file, forKey: location),
-                       previous.status == status && previous.location == index { continue }
                     result.files.append(DiscoveredFile(path: location, status: status, location: index))
                 }
             default:
                 result.problems.append(FileError(path: location, operation: "scan", reason: .notRegularFile))
             }
         }
-        walk.sweep(&memory, into: &result)
+        if walk.namedFiles { result.files = firstOfEachPath(result.files) }
         return result
     }
 
@@ -163,23 +110,16 @@ enum CertificateDiscovery {
     /// hash of every path at every rescan); only a file named as a location can repeat one.
     private struct Walk {
         let rules: DiscoveryRules
-        let generation: UInt32
         var visitedDirectories = Set<DirectoryIdentity>()
         /// A configured location was a file.
         var namedFiles = false
 
-        init(rules: DiscoveryRules, generation: UInt32) {
-            self.rules = rules
-            self.generation = generation
-        }
+        init(rules: DiscoveryRules) { self.rules = rules }
 
         mutating func directory(_ directory: FilePath, status: FileStatus, depth: Int, location: Int,
-                                memory: inout ScanMemory, into result: inout DiscoveryResult) {
+                                into result: inout DiscoveryResult) {
             guard visitedDirectories.insert(DirectoryIdentity(status)).inserted else { return }
             result.directories.append((directory, location))
-            // Taken out while it is updated, so that it is not copied; put back at the end,
-            // except when the directory cannot be read (its files are then gone).
-            var remembered = memory.directories.removeValue(forKey: directory) ?? RememberedDirectory()
             let opened: OpenDirectory
             let entries: [DirectoryEntry]
             do {
@@ -187,11 +127,8 @@ enum CertificateDiscovery {
                 entries = try opened.entries()
             } catch {
                 result.problems.append(error)
-                result.gone.append(contentsOf: remembered.files.values.map(\.path))
                 return
             }
-            let rememberedBefore = remembered.files.count
-            var foundAgain = 0
             var subdirectories: [(FilePath, FileStatus)] = []
             for entry in entries {
                 if FileSystem.isStaleTemporaryFile(entry.name) {
@@ -202,14 +139,8 @@ enum CertificateDiscovery {
                 let mayDescend = rules.recursive && depth < rules.maximumDepth && entry.kind != .regular
                     && entry.name.bytes.first != UInt8(ascii: ".")
                 guard isCandidate || mayDescend else { continue }
-                // A file found before was not ignored by the same rules: its path need not be
-                // built again.
-                let known = isCandidate ? remembered.files.index(forKey: entry.name) : nil
-                var path: FilePath?
-                if known == nil {
-                    path = directory.appending(entry.name)
-                    guard !rules.isIgnored(path!) else { continue }
-                }
+                let path = directory.appending(entry.name)
+                guard !rules.isIgnored(path) else { continue }
                 let entryStatus: FileStatus
                 do {
                     entryStatus = try opened.status(of: entry.name)
@@ -220,54 +151,14 @@ enum CertificateDiscovery {
                     continue
                 }
                 if entryStatus.kind == .directory && mayDescend {
-                    subdirectories.append((path ?? directory.appending(entry.name), entryStatus))
+                    subdirectories.append((path, entryStatus))
                 } else if entryStatus.kind == .regular && isCandidate {
-                    result.fileCount += 1
-                    if let known {
-                        foundAgain += 1
-                        remembered.files.values[known].generation = generation
-                        let previous = remembered.files.values[known]
-                        guard previous.status != entryStatus || previous.location != location else { continue }
-                        remembered.files.values[known].status = entryStatus
-                        remembered.files.values[known].location = location
-                        result.files.append(DiscoveredFile(path: previous.path, status: entryStatus, location: location))
-                    } else if let path {
-                        remembered.files[entry.name] = RememberedFile(path: path, status: entryStatus,
-                                                                      location: location, generation: generation)
-                        result.files.append(DiscoveredFile(path: path, status: entryStatus, location: location))
-                    }
+                    result.files.append(DiscoveredFile(path: path, status: entryStatus, location: location))
                 }
             }
-            if foundAgain < rememberedBefore {
-                for (name, file) in remembered.files where file.generation != generation {
-                    result.gone.append(file.path)
-                    remembered.files[name] = nil
-                }
-            }
-            remembered.generation = generation
-            memory.directories[directory] = remembered
             for (path, subStatus) in subdirectories.sorted(by: { $0.0 < $1.0 }) {
-                self.directory(path, status: subStatus, depth: depth + 1, location: location, memory: &memory,
-                               into: &result)
+                self.directory(path, status: subStatus, depth: depth + 1, location: location, into: &result)
             }
-        }
-
-        /// Files of directories not reached by this scan, and named files no longer found,
-        /// are gone.
-        func sweep(_ memory: inout ScanMemory, into result: inout DiscoveryResult) {
-            for (directory, remembered) in memory.directories where remembered.generation != generation {
-                result.gone.append(contentsOf: remembered.files.values.map(\.path))
-                memory.directories[directory] = nil
-            }
-            for (path, file) in memory.namedFiles {
-                if file.generation != generation {
-                    result.gone.append(path)
-                    memory.namedFiles[path] = nil
-                } else if memory.directories[path.directory]?.files[path.lastComponent]?.generation == generation {
-                    result.fileCount -= 1  // also found in a scanned directory: counted once
-                }
-            }
-            if namedFiles { result.files = firstOfEachPath(result.files) }
         }
     }
 

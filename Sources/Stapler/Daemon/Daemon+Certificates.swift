@@ -7,12 +7,6 @@ extension Daemon {
         switch observation {
         case .scanned(let files):
             reconcile(files)
-        case .rescanned(let changed, let gone):
-            for path in gone {
-                if let certificate = certificates[path] { forget(certificate) }
-            }
-            for file in changed { track(file) }
-            catchUpLateRefreshes()
         case .present(let path, let status, let location):
             if let certificate = certificates[path] {
                 guard certificate.fileStatus != status else { return }
@@ -49,7 +43,9 @@ extension Daemon {
                     refresher.catchUpIfLate(certificate, now: now)
                 }
             } else {
-                track(file)
+                let certificate = TrackedCertificate(path: file.path, location: file.location, fileStatus: file.status)
+                certificates[file.path] = certificate
+                loads.add(certificate, changed: false)
             }
         }
         guard foundKnown < known else { return }
@@ -58,29 +54,6 @@ extension Daemon {
         for (path, certificate) in certificates where !seen.contains(path) {
             forget(certificate)
         }
-    }
-
-    /// A file a rescan found new or changed since the previous scan (an event may have
-    /// told already).
-    private func track(_ file: DiscoveredFile) {
-        guard let certificate = certificates[file.path] else {
-            let certificate = TrackedCertificate(path: file.path, location: file.location, fileStatus: file.status)
-            certificates[file.path] = certificate
-            return loads.add(certificate, changed: false)
-        }
-        if certificate.location != file.location { certificate.location = file.location }
-        guard certificate.fileStatus != file.status else { return }
-        certificate.fileStatus = file.status
-        loads.add(certificate, changed: true)
-    }
-
-    /// A rescan that found a file unchanged used to look at its refresh: one whose time has
-    /// passed with no timer, fetch or place in the queue is caught up. A walk of the table,
-    /// with no path hashed.
-    private func catchUpLateRefreshes() {
-        guard !isStopping else { return }
-        let now = UTCTime.now()
-        for certificate in certificates.values { refresher.catchUpIfLate(certificate, now: now) }
     }
 
     /// Parses the file and decides what it needs. A certificate seen for the first time

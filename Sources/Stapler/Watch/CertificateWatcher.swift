@@ -23,9 +23,6 @@ final class CertificateWatcher {
     enum Observation {
         /// Every certificate file a full scan found; any file not listed is gone.
         case scanned([DiscoveredFile])
-        /// A later scan: the certificate files new or changed since the previous one, and
-        /// those gone; every other file is as the previous scan or an event reported it.
-        case rescanned(changed: [DiscoveredFile], gone: [FilePath])
         /// A path an event named is a regular file with this status. `location` is that of
         /// its watched directory (nil when the file is not in one: the daemon knows it or
         /// ignores it).
@@ -48,8 +45,6 @@ final class CertificateWatcher {
     private var watchedDirectories: [FilePath: (watch: WatchDescriptor, location: Int)] = [:]
     private var parentWatches = ParentWatches()
     private var pendingChanges = FileSystemChanges()
-    /// What the previous scan found, so that a rescan reports only differences.
-    private var scanMemory = ScanMemory()
     private var changeTimer: TimerHandle?
     private var rescanTimer: TimerHandle?
     /// Unreadable paths, with the reason last logged, so each is reported once per change.
@@ -66,8 +61,6 @@ final class CertificateWatcher {
     /// time events are wanted.
     func configure(_ settings: Settings) throws(SystemError) {
         self.settings = settings
-        // Other locations or rules: the next scan lists everything again.
-        scanMemory = ScanMemory()
         if settings.watchesEvents && inotify == nil {
             inotify = try DirectoryWatcher(loop: loop) { [weak self] events in self?.absorb(events) }
         }
@@ -102,12 +95,8 @@ final class CertificateWatcher {
 
     /// Stats every configured path. Cheap for unchanged files (one stat each, no read).
     private func scanAll() {
-        let result = CertificateDiscovery.scan(settings.locations, rules: settings.rules, memory: &scanMemory)
-        if result.isComplete {
-            onObservation(.scanned(result.files))
-        } else {
-            onObservation(.rescanned(changed: result.files, gone: result.gone))
-        }
+        let result = CertificateDiscovery.scan(settings.locations, rules: settings.rules)
+        onObservation(.scanned(result.files))
         let (newlyWatched, watchProblems) = updateWatches(result.directories)
         reportProblems(result.problems, watchProblems: watchProblems)
         for stale in result.staleTemporaryFiles + staleTemporaryFilesBelowStapleDirectory(result.directories) {
@@ -121,7 +110,7 @@ final class CertificateWatcher {
             pendingChanges.directories.formUnion(newlyWatched)
             scheduleChangesPass()
         }
-        logger.debug("scanned: \(result.fileCount) certificate file(s), \(watchedDirectories.count) "
+        logger.debug("scanned: \(result.files.count) certificate file(s), \(watchedDirectories.count) "
                      + "watched director\(watchedDirectories.count == 1 ? "y" : "ies")")
     }
 
@@ -172,7 +161,6 @@ final class CertificateWatcher {
         do {
             status = try FileSystem.status(path)
         } catch {
-            scanMemory.forget(path)
             return onObservation(.absent(path))
         }
         guard status.kind == .regular else { return }
