@@ -258,12 +258,21 @@ final class EventsEndToEndTests: XCTestCase {
 
     // MARK: Lost events
 
+    /// The rescan after an overflow reports only what changed since the previous scan: a new
+    /// file, a touched one, a deleted one and a renamed one, whose own events were all lost,
+    /// are each noticed; the unchanged one is left alone.
     func testOverflowedEventQueueRescansEverything() throws {
         let certs = try makeDirectory("certs")
-        let leaves = try fixture.leaves(2)
+        let leaves = try fixture.leaves(5)
         try pki.writeBundle(leaves[0], to: "\(certs)/first.pem")
+        for (index, name) in [(2, "touched"), (3, "deleted"), (4, "renamed")] {
+            try pki.writeBundle(leaves[index], to: "\(certs)/\(name).pem")
+        }
         let daemon = try startDaemon([certs])
         XCTAssertTrue(waitForGoodStaple("\(certs)/first.pem", leaves[0]))
+        for (index, name) in [(2, "touched"), (3, "deleted"), (4, "renamed")] {
+            XCTAssertTrue(waitForGoodStaple("\(certs)/\(name).pem", leaves[index]))
+        }
 
         // While the daemon is stopped, more events than the kernel queues (16384 by default:
         // each new file is a create, a close-write and an attrib), then a certificate whose
@@ -278,10 +287,20 @@ final class EventsEndToEndTests: XCTestCase {
             try Shell.run(["touch"] + junk[chunk..<min(chunk + 2000, junk.count)])
         }
         try pki.writeBundle(leaves[1], to: "\(certs)/second.pem")
+        var later = [timeval(tv_sec: time(nil) + 3600, tv_usec: 0), timeval(tv_sec: time(nil) + 3600, tv_usec: 0)]
+        XCTAssertEqual(utimes("\(certs)/touched.pem", &later), 0)
+        try FileManager.default.removeItem(atPath: "\(certs)/deleted.pem")
+        try FileManager.default.moveItem(atPath: "\(certs)/renamed.pem", toPath: "\(certs)/moved.pem")
         daemon.signal(SIGCONT)
 
         XCTAssertTrue(daemon.waitForLog("inotify queue overflowed", timeout: prompt))
         XCTAssertTrue(waitForGoodStaple("\(certs)/second.pem", leaves[1], timeout: prompt))
+        XCTAssertTrue(waitForGoodStaple("\(certs)/moved.pem", leaves[4], timeout: prompt))
+        XCTAssertTrue(daemon.waitForLog("\(certs)/touched.pem: changed on disk, fetching a fresh staple", timeout: prompt))
+        XCTAssertTrue(waitUntil(timeout: prompt) { self.responder.requestCount(serial: leaves[2].serial) == 2 })
+        for gone in ["deleted", "renamed"] {
+            XCTAssertTrue(daemon.waitForLog("\(certs)/\(gone).pem: no longer found, forgotten", timeout: prompt))
+        }
         XCTAssertEqual(responder.requestCount(serial: leaves[0].serial), 1, "unchanged files are not fetched again")
     }
 

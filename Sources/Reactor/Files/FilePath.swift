@@ -87,20 +87,28 @@ public struct FilePath: Hashable, Comparable, Sendable, CustomStringConvertible,
         FilePath(bytes: bytes + Array(suffix.utf8))
     }
 
+    /// Runs several times for every name of every scan: a comparison of the two buffers
+    /// (walking the String's UTF-8 view backwards was the costliest step of a rescan).
     public func hasSuffix(_ suffix: String) -> Bool {
-        var index = bytes.count
-        for byte in suffix.utf8.reversed() {
-            index -= 1
-            guard index >= 0, bytes[index] == byte else { return false }
+        var suffix = suffix
+        return suffix.withUTF8 { tail in
+            guard !tail.isEmpty else { return true }
+            guard tail.count <= bytes.count else { return false }
+            return bytes.withUnsafeBufferPointer { path in
+                memcmp(path.baseAddress! + (path.count - tail.count), tail.baseAddress!, tail.count) == 0
+            }
         }
-        return true
     }
 
     public func withCString<R>(_ body: (UnsafePointer<CChar>) throws -> R) rethrows -> R {
-        var terminated = bytes
-        terminated.append(0)
-        return try terminated.withUnsafeBufferPointer { buffer in
-            try buffer.baseAddress!.withMemoryRebound(to: CChar.self, capacity: buffer.count, body)
+        // On the stack for short paths: a rescan stats every file by name, and would otherwise
+        // copy each name to the heap once per file per rescan.
+        try withUnsafeTemporaryAllocation(of: CChar.self, capacity: bytes.count + 1) { buffer in
+            bytes.withUnsafeBufferPointer { source in
+                for index in source.indices { buffer[index] = CChar(bitPattern: source[index]) }
+            }
+            buffer[bytes.count] = 0
+            return try body(UnsafePointer(buffer.baseAddress!))
         }
     }
 

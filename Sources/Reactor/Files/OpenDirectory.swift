@@ -28,7 +28,9 @@ public final class OpenDirectory {
             let name = withUnsafePointer(to: &entry.pointee.d_name) { pointer in
                 pointer.withMemoryRebound(to: CChar.self, capacity: 256) { FilePath(cString: $0) }
             }
-            if name.bytes == [0x2e] || name.bytes == [0x2e, 0x2e] { continue }
+            // Byte by byte: comparing with array literals built two arrays per name.
+            let dot = UInt8(ascii: ".")
+            if name.bytes.count <= 2 && name.bytes.allSatisfy({ $0 == dot }) { continue }
             let kind: DirectoryEntry.Kind
             switch Int32(entry.pointee.d_type) {
             case Int32(DT_REG): kind = .regular
