@@ -24,9 +24,15 @@ final class SandboxEndToEndTests: XCTestCase {
         }
 
         func leaf() throws -> TestPKI.Leaf {
-            guard !pool.isEmpty else { throw XCTSkip("the leaf pool is too small; issue more in Fixture.init") }
+            // An exhausted pool is a fixture bug: fail, never skip.
+            guard !pool.isEmpty else { throw FixtureError.leafPoolExhausted }
             return pool.removeFirst()
         }
+    }
+
+    private enum FixtureError: Error, CustomStringConvertible {
+        case leafPoolExhausted
+        var description: String { "the leaf pool is too small: issue more in Fixture.init" }
     }
 
     private static let repository = URL(fileURLWithPath: #filePath)
