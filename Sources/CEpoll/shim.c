@@ -2,6 +2,7 @@
 #include <fcntl.h>
 #include <spawn.h>
 #include <sys/prctl.h>
+#include <sys/vfs.h>
 #include <sys/syscall.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -13,6 +14,12 @@ int cepoll_accept4(int fd) {
 
 int cepoll_syncfs(int fd) {
     return syncfs(fd);
+}
+
+int64_t cepoll_filesystem_type(int fd) {
+    struct statfs info;
+    if (fstatfs(fd, &info) != 0) return -1;
+    return (int64_t)info.f_type;
 }
 
 int cepoll_pipe2(int fds[2], int flags) {

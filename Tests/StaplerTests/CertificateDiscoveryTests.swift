@@ -84,6 +84,55 @@ final class CertificateDiscoveryTests: XCTestCase {
         XCTAssertEqual(changed.map(\.path), [FilePath(temp.file("c7.pem"))], "a touch changes the stat")
     }
 
+    /// A periodic rescan of a directory inotify covers takes the listing's word for a regular
+    /// file it already knows by inode (a touch is inotify's to report, so this scan does not
+    /// see it) and only counts it; it stats everything else: a file replaced by a rename, a
+    /// new file, a symbolic link (its target's changes raise no event here), and every file
+    /// of a directory the shortcut does not cover.
+    func testShortcutStatsOnlyWhatInotifyCannotVouchFor() throws {
+        let temp = try TemporaryDirectory()
+        let certs = temp.file("certs")
+        try FileManager.default.createDirectory(atPath: certs, withIntermediateDirectories: true)
+        for name in ["kept", "touched", "replaced"] { touch("\(certs)/\(name).pem") }
+        touch(temp.file("target.pem"))
+        XCTAssertEqual(symlink(temp.file("target.pem"), "\(certs)/link.pem"), 0)
+        let directory = FilePath(certs)
+        XCTAssertTrue(try OpenDirectory(directory).changesRaiseEvents,
+                      "\(certs) is on a file system this test expects inotify to cover (ext4, tmpfs...)")
+        let first = CertificateDiscovery.scan([directory], rules: DiscoveryRules())
+        XCTAssertEqual(first.files.count, 4)
+        var known: [String: FileStatus] = [:]
+        for file in first.files { known[file.path.lastComponent.description] = file.status }
+
+        var later = [timeval(tv_sec: time(nil) + 3600, tv_usec: 0), timeval(tv_sec: time(nil) + 3600, tv_usec: 0)]
+        XCTAssertEqual(utimes("\(certs)/touched.pem", &later), 0)
+        XCTAssertEqual(utimes(temp.file("target.pem"), &later), 0)
+        // Made before the rename frees replaced.pem's inode: a new file may get a freed inode
+        // number, and one that had been known would be counted here (inotify reports new
+        // names to the running daemon, which then knows the file by its new status).
+        touch("\(certs)/added.pem")
+        touch("\(certs)/new.tmp")
+        XCTAssertEqual(rename("\(certs)/new.tmp", "\(certs)/replaced.pem"), 0)
+
+        let identities = Set(known.values.map(FileIdentity.init))
+        let shortcut = UnchangedFileShortcut(watchedDirectories: [directory], knownFiles: identities)
+        let second = CertificateDiscovery.scan([directory], rules: DiscoveryRules(), shortcut: shortcut)
+        var found: [String: FileStatus] = [:]
+        for file in second.files { found[file.path.lastComponent.description] = file.status }
+        XCTAssertEqual(Set(found.keys), ["replaced.pem", "link.pem", "added.pem"], "stat'ed")
+        XCTAssertEqual(second.unchangedWithoutStat, 2, "kept.pem and touched.pem, only counted")
+        XCTAssertNotEqual(found["replaced.pem"]?.inode, known["replaced.pem"]?.inode)
+        XCTAssertEqual(found["link.pem"]?.modified, try FileSystem.status(FilePath(temp.file("target.pem"))).modified,
+                       "a link is followed and stat'ed every time")
+
+        let uncovered = UnchangedFileShortcut(watchedDirectories: [], knownFiles: identities)
+        let third = CertificateDiscovery.scan([directory], rules: DiscoveryRules(), shortcut: uncovered)
+        XCTAssertEqual(third.unchangedWithoutStat, 0)
+        XCTAssertEqual(third.files.count, 5)
+        XCTAssertNotEqual(third.files.first { $0.path.lastComponent == "touched.pem" }?.status, known["touched.pem"],
+                          "stat'ed: the touch shows")
+    }
+
     func testTemporaryFilesOfDeadWritersAreReportedStaleAndLiveOnesAreNot() throws {
         let temp = try TemporaryDirectory()
         // A pid that surely ran and is gone: a child we waited for.

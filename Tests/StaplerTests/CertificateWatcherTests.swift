@@ -57,7 +57,7 @@ final class CertificateWatcherTests: XCTestCase {
         let watcher = CertificateWatcher(loop: loop, logger: logger) {
             switch $0 {
             case .present: present += 1
-            case .scanned: scans += 1
+            case .scanned, .rescanned: scans += 1
             case .absent: break
             }
         }
@@ -77,5 +77,79 @@ final class CertificateWatcherTests: XCTestCase {
         XCTAssertEqual(present, 1)
         try Data("again".utf8).write(to: URL(fileURLWithPath: path))
         try loop.runForTest(deadline: .seconds(5)) { present == 2 }
+    }
+    /// Periodic rescans stat a watched directory's files only where inotify could have
+    /// missed a change. A file rewritten in place and still held open raises no event the
+    /// watcher acts on (it waits for the close): the rescans between full looks do not see
+    /// it, the full look (hourly; here made due at once) does.
+    func testPeriodicRescansTrustInotifyUntilTheFullLook() throws {
+        let temp = try TemporaryDirectory(prefix: "stapler-watcher-shortcut")
+        let loop = try EventLoop()
+        let logger = try Logger(verbosity: .info, toStandardOutput: false, directory: FilePath(temp.path), syslog: false)
+        let path = FilePath(temp.file("site.pem"))
+        try Data("first".utf8).write(to: URL(fileURLWithPath: path.description))
+        var known: [FilePath: FileStatus] = [:]
+        var scans = 0
+        let watcher = CertificateWatcher(loop: loop, logger: logger) {
+            switch $0 {
+            case .scanned(let files), .rescanned(let files, _):
+                scans += 1
+                for file in files { known[file.path] = file.status }
+            case .present(let path, let status, _): known[path] = status
+            case .absent(let path): known[path] = nil
+            }
+        }
+        watcher.knownFiles = { Set(known.values.map(FileIdentity.init)) }
+        var settings = CertificateWatcher.Settings()
+        settings.locations = [FilePath(temp.path)]
+        settings.rescanInterval = .milliseconds(50)
+        try watcher.configure(settings)
+        defer { watcher.close() }
+        watcher.rescan()
+        try loop.runForTest(deadline: .seconds(5)) { scans >= 3 }
+        let before = try XCTUnwrap(known[path])
+
+        // A write through a descriptor held open: IN_MODIFY, which the watcher does not
+        // watch (it acts on the close), so no event. Rescans go by; none stats the file.
+        let writer = try XCTUnwrap(FileHandle(forWritingAtPath: path.description))
+        defer { try? writer.close() }
+        writer.write(Data("second, written in place".utf8))
+        let changed = try FileSystem.status(path)
+        XCTAssertNotEqual(changed, before)
+        let seen = scans
+        try loop.runForTest(deadline: .seconds(5)) { scans >= seen + 5 }
+        XCTAssertEqual(known[path], before, "a covered directory's known file is not stat'ed between full looks")
+
+        settings.fullScanInterval = .zero
+        try watcher.configure(settings)
+        try loop.runForTest(deadline: .seconds(5)) { known[path] == changed }
+    }
+
+    /// A hard link raises IN_CREATE and no close-write: the new name is reported at once
+    /// (the periodic rescan would count it as a file it knows, by inode, until its hourly
+    /// full look).
+    func testAHardLinkIsReportedByItsEvent() throws {
+        let temp = try TemporaryDirectory(prefix: "stapler-watcher-link")
+        let loop = try EventLoop()
+        let logger = try Logger(verbosity: .info, toStandardOutput: false, directory: FilePath(temp.path), syslog: false)
+        try Data("a".utf8).write(to: URL(fileURLWithPath: temp.file("a.pem")))
+        var scans = 0
+        var present: [FilePath] = []
+        let watcher = CertificateWatcher(loop: loop, logger: logger) {
+            switch $0 {
+            case .scanned, .rescanned: scans += 1
+            case .present(let path, _, _): present.append(path)
+            case .absent: break
+            }
+        }
+        var settings = CertificateWatcher.Settings()
+        settings.locations = [FilePath(temp.path)]
+        try watcher.configure(settings)
+        defer { watcher.close() }
+        watcher.rescan()
+        try loop.runForTest(deadline: .seconds(5)) { scans == 2 }
+        XCTAssertEqual(link(temp.file("a.pem"), temp.file("b.pem")), 0)
+        try loop.runForTest(deadline: .seconds(5)) { !present.isEmpty }
+        XCTAssertEqual(present, [FilePath(temp.file("b.pem"))])
     }
 }

@@ -61,6 +61,10 @@ int cepoll_accept4(int fd);
 // durable, where an fsync per file would cost a disk cache flush each.
 int cepoll_syncfs(int fd);
 
+// The Glibc module does not export <sys/vfs.h>: the file system type (statfs.f_type, a
+// magic number of linux/magic.h) of the file system holding fd, or -1 with errno.
+int64_t cepoll_filesystem_type(int fd);
+
 // Child processes (Reactor/Process): pipe2 is a GNU extension; pidfd_open has no glibc
 // wrapper before 2.36 and syscall() is variadic; closefrom in a spawn is a GNU extension
 // (glibc 2.34) that closes every descriptor the child would otherwise inherit.

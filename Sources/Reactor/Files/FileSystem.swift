@@ -35,6 +35,15 @@ public struct DirectoryEntry: Equatable, Sendable {
     public enum Kind: Equatable, Sendable { case regular, directory, symlink, other, unknown }
     public var name: FilePath
     public var kind: Kind
+    /// The inode the name leads to, as the listing says (`d_ino`): a name replaced by a
+    /// rename shows a new one without a `stat`.
+    public var inode: UInt64
+
+    public init(name: FilePath, kind: Kind, inode: UInt64 = 0) {
+        self.name = name
+        self.kind = kind
+        self.inode = inode
+    }
 }
 
 /// Blocking file operations. Local files only: reads are capped and small, writes are a few
@@ -85,6 +94,14 @@ public enum FileSystem {
     /// The names in a directory, without "." and "..", in no particular order.
     public static func listDirectory(_ path: FilePath) throws(FileError) -> [DirectoryEntry] {
         try OpenDirectory(path).entries()
+    }
+
+    /// How many names the file at `path` has (hard links; the name itself if a symlink); nil
+    /// if it cannot be stat'ed.
+    public static func linkCount(_ path: FilePath) -> UInt64? {
+        var st = stat()
+        guard path.withCString({ lstat($0, &st) }) == 0 else { return nil }
+        return UInt64(st.st_nlink)
     }
 
     /// The canonical absolute path, all links resolved.

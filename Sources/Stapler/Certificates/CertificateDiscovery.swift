@@ -12,22 +12,40 @@ struct DiscoveryRules: Sendable {
     /// Whether a name found in a directory looks like a certificate. Staples, keys, issuer
     /// files, hidden files and our temporary files never do, whatever their extension.
     func isCandidate(_ name: FilePath) -> Bool {
-        guard let first = name.bytes.first, first != UInt8(ascii: ".") else { return false }
-        guard isExplicitCandidate(name), !name.hasSuffix(FileSystem.temporarySuffix) else { return false }
-        return extensions.contains { hasExtension(name.bytes, $0) }
+        name.bytes.withUnsafeBufferPointer { isCandidate($0) }
+    }
+
+    /// The same over a name's bytes where a listing holds them. Runs for every name of every
+    /// scan, so it allocates nothing.
+    func isCandidate(_ name: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard let first = name.first, first != UInt8(ascii: ".") else { return false }
+        guard isExplicitCandidate(name), !Self.hasSuffix(name, FileSystem.temporarySuffix) else { return false }
+        return extensions.contains { hasExtension(name, $0) }
     }
 
     /// A file named explicitly on the command line is taken whatever its extension, but a
     /// staple, key or issuer file named by mistake still is not.
     func isExplicitCandidate(_ name: FilePath) -> Bool {
-        ![".ocsp", ".key", ".issuer"].contains { name.hasSuffix($0) }
+        name.bytes.withUnsafeBufferPointer { isExplicitCandidate($0) }
+    }
+
+    private func isExplicitCandidate(_ name: UnsafeBufferPointer<UInt8>) -> Bool {
+        !Self.hasSuffix(name, ".ocsp") && !Self.hasSuffix(name, ".key") && !Self.hasSuffix(name, ".issuer")
+    }
+
+    static func hasSuffix(_ name: UnsafeBufferPointer<UInt8>, _ suffix: String) -> Bool {
+        var suffix = suffix
+        return suffix.withUTF8 { tail in
+            guard !tail.isEmpty else { return true }
+            guard tail.count <= name.count else { return false }
+            return memcmp(name.baseAddress! + (name.count - tail.count), tail.baseAddress!, tail.count) == 0
+        }
     }
 
     func isIgnored(_ path: FilePath) -> Bool { ignorePatterns.contains { $0.matches(path) } }
 
     /// `name` ends in "." + `ext`, ASCII case ignored, with something before the dot.
-    /// Runs for every name of every scan, so it allocates nothing.
-    private func hasExtension(_ name: [UInt8], _ ext: String) -> Bool {
+    private func hasExtension(_ name: UnsafeBufferPointer<UInt8>, _ ext: String) -> Bool {
         // Over the String's bytes: walking its UTF-8 view backwards cost twice as much.
         var ext = ext
         return ext.withUTF8 { ext in
@@ -55,6 +73,34 @@ struct DiscoveredFile: Equatable, Sendable {
     var location: Int
 }
 
+/// What lets a periodic rescan take a file as unchanged without a `stat`: the kernel would
+/// have said otherwise. For a directory whose inotify watch was in place through the
+/// previous full look at it, with no event lost since, on a file system whose changes all
+/// raise events (`OpenDirectory.changesRaiseEvents`), a regular file that the listing shows
+/// under an inode already known was neither replaced (a new inode) nor written, touched or
+/// chmod'ed (events the watcher handles as they come). Such a file is only counted: no
+/// path is built, nothing is looked up by name. Symbolic links are always stat'ed: a change
+/// to their target raises no event in the directory that holds the link.
+struct UnchangedFileShortcut {
+    /// Directories watched, with no event lost, since their files were last stat'ed.
+    var watchedDirectories: Set<FilePath>
+    /// The files the caller knows, by device and inode.
+    var knownFiles: Set<FileIdentity>
+}
+
+/// A file by what names cannot change: its file system and inode.
+struct FileIdentity: Hashable {
+    var device: UInt64
+    var inode: UInt64
+
+    init(device: UInt64, inode: UInt64) {
+        self.device = device
+        self.inode = inode
+    }
+
+    init(_ status: FileStatus) { self.init(device: status.device, inode: status.inode) }
+}
+
 /// What one scan of the configured paths found.
 struct DiscoveryResult: Sendable {
     var files: [DiscoveredFile] = []
@@ -62,6 +108,8 @@ struct DiscoveryResult: Sendable {
     var directories: [(path: FilePath, location: Int)] = []
     /// Paths that could not be read, each with the reason.
     var problems: [FileError] = []
+    /// Known files taken as unchanged through the shortcut, counted but not listed in `files`.
+    var unchangedWithoutStat = 0
     /// Our own temporary staple files left behind by a process that no longer runs (a
     /// kill -9 in the middle of a write): safe to delete.
     var staleTemporaryFiles: [FilePath] = []
@@ -70,9 +118,10 @@ struct DiscoveryResult: Sendable {
 /// Walks the configured paths. Stats each candidate (cheap) but reads none: parsing happens
 /// only for files whose stat changed.
 enum CertificateDiscovery {
-    static func scan(_ locations: [FilePath], rules: DiscoveryRules) -> DiscoveryResult {
+    static func scan(_ locations: [FilePath], rules: DiscoveryRules,
+                     shortcut: UnchangedFileShortcut? = nil) -> DiscoveryResult {
         var result = DiscoveryResult()
-        var walk = Walk(rules: rules)
+        var walk = Walk(rules: rules, shortcut: shortcut)
         for (index, location) in locations.enumerated() {
             let status: FileStatus
             do {
@@ -110,54 +159,91 @@ enum CertificateDiscovery {
     /// hash of every path at every rescan); only a file named as a location can repeat one.
     private struct Walk {
         let rules: DiscoveryRules
+        let shortcut: UnchangedFileShortcut?
         var visitedDirectories = Set<DirectoryIdentity>()
         /// A configured location was a file.
         var namedFiles = false
 
-        init(rules: DiscoveryRules) { self.rules = rules }
+        init(rules: DiscoveryRules, shortcut: UnchangedFileShortcut?) {
+            self.rules = rules
+            self.shortcut = shortcut
+        }
+
+        /// The shortcut, when it holds for this directory.
+        private func shortcut(for directory: FilePath, _ opened: OpenDirectory) -> UnchangedFileShortcut? {
+            guard let shortcut, shortcut.watchedDirectories.contains(directory), opened.changesRaiseEvents else {
+                return nil
+            }
+            return shortcut
+        }
 
         mutating func directory(_ directory: FilePath, status: FileStatus, depth: Int, location: Int,
                                 into result: inout DiscoveryResult) {
             guard visitedDirectories.insert(DirectoryIdentity(status)).inserted else { return }
             result.directories.append((directory, location))
             let opened: OpenDirectory
-            let entries: [DirectoryEntry]
             do {
                 opened = try OpenDirectory(directory)
-                entries = try opened.entries()
             } catch {
                 result.problems.append(error)
                 return
             }
+            let shortcut = shortcut(for: directory, opened)
             var subdirectories: [(FilePath, FileStatus)] = []
-            for entry in entries {
-                if FileSystem.isStaleTemporaryFile(entry.name) {
-                    result.staleTemporaryFiles.append(directory.appending(entry.name))
-                    continue
+            do {
+                try opened.forEachEntry { entry in
+                    visit(entry, in: directory, opened, status: status, shortcut: shortcut, depth: depth,
+                          location: location, subdirectories: &subdirectories, into: &result)
                 }
-                let isCandidate = rules.isCandidate(entry.name)
-                let mayDescend = rules.recursive && depth < rules.maximumDepth && entry.kind != .regular
-                    && entry.name.bytes.first != UInt8(ascii: ".")
-                guard isCandidate || mayDescend else { continue }
-                let path = directory.appending(entry.name)
-                guard !rules.isIgnored(path) else { continue }
-                let entryStatus: FileStatus
-                do {
-                    entryStatus = try opened.status(of: entry.name)
-                } catch {
-                    // Gone since the listing, or a dangling link: only worth a word if it
-                    // looked like a certificate.
-                    if isCandidate { result.problems.append(error) }
-                    continue
-                }
-                if entryStatus.kind == .directory && mayDescend {
-                    subdirectories.append((path, entryStatus))
-                } else if entryStatus.kind == .regular && isCandidate {
-                    result.files.append(DiscoveredFile(path: path, status: entryStatus, location: location))
-                }
+            } catch {
+                result.problems.append(error)
+                return
             }
             for (path, subStatus) in subdirectories.sorted(by: { $0.0 < $1.0 }) {
                 self.directory(path, status: subStatus, depth: depth + 1, location: location, into: &result)
+            }
+        }
+
+        /// One name of `directory`'s listing: taken (a certificate file), counted (a known
+        /// file the shortcut vouches for), kept for descent (a subdirectory), or passed over.
+        private func visit(_ entry: borrowing ListedName, in directory: FilePath, _ opened: OpenDirectory,
+                           status: FileStatus, shortcut: UnchangedFileShortcut?, depth: Int, location: Int,
+                           subdirectories: inout [(FilePath, FileStatus)], into result: inout DiscoveryResult) {
+            let name = entry.bytes
+            if DiscoveryRules.hasSuffix(name, FileSystem.temporarySuffix) {
+                let temporary = entry.makeName()
+                if FileSystem.isStaleTemporaryFile(temporary) {
+                    result.staleTemporaryFiles.append(directory.appending(temporary))
+                    return
+                }
+            }
+            let isCandidate = rules.isCandidate(name)
+            let mayDescend = rules.recursive && depth < rules.maximumDepth && entry.kind != .regular
+                && name.first != UInt8(ascii: ".")
+            guard isCandidate || mayDescend else { return }
+            // A known file passed the ignore patterns when it was found, and they change
+            // only with a reload, whose scan stats everything.
+            if isCandidate, entry.kind == .regular, let shortcut,
+               shortcut.knownFiles.contains(FileIdentity(device: status.device, inode: entry.inode)) {
+                result.unchangedWithoutStat += 1
+                return
+            }
+            let listedName = entry.makeName()
+            let path = directory.appending(listedName)
+            guard !rules.isIgnored(path) else { return }
+            let entryStatus: FileStatus
+            do {
+                entryStatus = try opened.status(of: listedName)
+            } catch {
+                // Gone since the listing, or a dangling link: only worth a word if it
+                // looked like a certificate.
+                if isCandidate { result.problems.append(error) }
+                return
+            }
+            if entryStatus.kind == .directory && mayDescend {
+                subdirectories.append((path, entryStatus))
+            } else if entryStatus.kind == .regular && isCandidate {
+                result.files.append(DiscoveredFile(path: path, status: entryStatus, location: location))
             }
         }
     }

@@ -7,6 +7,8 @@ extension Daemon {
         switch observation {
         case .scanned(let files):
             reconcile(files)
+        case .rescanned(let files, let unchanged):
+            reconcile(files, unchangedWithoutStat: unchanged)
         case .present(let path, let status, let location):
             if let certificate = certificates[path] {
                 guard certificate.fileStatus != status else { return }
@@ -22,15 +24,17 @@ extension Daemon {
         }
     }
 
-    /// A full scan: files whose status changed are read again, new ones added, missing ones
+    /// A scan: files whose status changed are read again, new ones added, missing ones
     /// forgotten, and a refresh whose timer was lost is caught up.
     ///
     /// The scan's paths are distinct, so when it found as many known files as the table
     /// holds, none is missing: the set of found paths, a hash of every path, is built only
-    /// when some file went away.
-    private func reconcile(_ files: [DiscoveredFile]) {
+    /// when some file went away. A periodic rescan names only the files it stat'ed and
+    /// counts the others (`unchangedWithoutStat`): when some known file is missing from it,
+    /// a full scan, soon, says which.
+    private func reconcile(_ files: [DiscoveredFile], unchangedWithoutStat: Int? = nil) {
         let known = certificates.count
-        var foundKnown = 0
+        var foundKnown = unchangedWithoutStat ?? 0
         let now = UTCTime.now()
         for file in files {
             if let certificate = certificates[file.path] {
@@ -49,11 +53,30 @@ extension Daemon {
             }
         }
         guard foundKnown < known else { return }
+        if unchangedWithoutStat != nil {
+            logger.info("rescan: \(known - foundKnown) known certificate file(s) not found; looking at every file")
+            loop.executeSoon { [weak self] in self?.watcher.rescan() }
+            return
+        }
         var seen = Set<FilePath>(minimumCapacity: files.count)
         for file in files { seen.insert(file.path) }
         for (path, certificate) in certificates where !seen.contains(path) {
             forget(certificate)
         }
+    }
+
+    /// The files the table holds, by identity, for a periodic rescan that may count them
+    /// instead of stat'ing them. The same walk of the table catches up refreshes whose time
+    /// has passed (what a full scan's reconciliation does file by file): the files only
+    /// counted are never looked up, and one walk of 100,000 objects is enough per rescan.
+    func knownFilesForRescan() -> Set<FileIdentity> {
+        var known = Set<FileIdentity>(minimumCapacity: certificates.count)
+        let now = UTCTime.now()
+        for certificate in certificates.values {
+            known.insert(FileIdentity(certificate.fileStatus))
+            if !isStopping { refresher.catchUpIfLate(certificate, now: now) }
+        }
+        return known
     }
 
     /// Parses the file and decides what it needs. A certificate seen for the first time

@@ -18,8 +18,9 @@ enum SystemCallAllowList {
         "arch_prctl", "prlimit64", "sched_getaffinity", "sigaltstack", "getrandom", "uname", "sysinfo",
         "getpid", "gettid", "getcwd",
         // Files: certificates, staples (temporary file, rename, fsync, syncfs), the log, the
-        // pid file, the metrics socket file.
-        "openat", "close", "read", "write", "pread64", "lseek", "newfstatat", "readlink", "access",
+        // pid file, the metrics socket file; fstatfs: whether inotify sees every change of a
+        // directory (periodic rescans).
+        "fstatfs", "openat", "close", "read", "write", "pread64", "lseek", "newfstatat", "readlink", "access",
         "getdents64", "rename", "unlink", "link", "mkdir", "chmod", "fchmod", "umask", "fsync", "syncfs",
         "fcntl", "ioctl", "dup2", "pipe2",
         // The loop: epoll, timers, signals, inotify.

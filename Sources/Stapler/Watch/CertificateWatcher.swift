@@ -1,9 +1,11 @@
 import Reactor
 
 /// Notices certificate files appearing, changing and going away: a scan of the configured
-/// paths (at start, on SIGHUP, every `--refresh-interval` for file systems without
-/// inotify), and inotify watches on every scanned directory whose events are coalesced for
-/// `changeDelay` and turned into the few paths to look at again.
+/// paths (at start, on SIGHUP, every `--refresh-interval`), and inotify watches on every
+/// scanned directory whose events are coalesced for `changeDelay` and turned into the few
+/// paths to look at again. The periodic scan is a safety net for what inotify cannot see:
+/// in a directory watched without a lost event since its files were last stat'ed, it takes
+/// the listing's word for unchanged regular files (`UnchangedFileShortcut`).
 ///
 /// File events in, observations out: it stats, it never parses. The daemon decides what a
 /// new or changed file means.
@@ -15,6 +17,10 @@ final class CertificateWatcher {
         var rescanInterval: Duration?
         /// inotify watches (not for `--one-off`: it reads once and ends).
         var watchesEvents = true
+        /// However well inotify covers a directory, a periodic rescan stats every file at
+        /// least this often: a file written in place and still held open raises no event
+        /// the watcher acts on until it is closed.
+        var fullScanInterval: Duration = .seconds(3600)
         /// Where staples are written: below `--staple-dir`, a writer that died mid-write leaves
         /// its temporary files there, not in the certificate directories.
         var stapleLocation = StapleLocation.besideCertificate
@@ -23,6 +29,11 @@ final class CertificateWatcher {
     enum Observation {
         /// Every certificate file a full scan found; any file not listed is gone.
         case scanned([DiscoveredFile])
+        /// A periodic rescan: the files it stat'ed, and how many known files it took as
+        /// unchanged without naming them (`UnchangedFileShortcut`). When the two together
+        /// are fewer than the files known, some known file went unnoticed by inotify: only a
+        /// full scan (`rescan()`) can tell which.
+        case rescanned([DiscoveredFile], unchangedWithoutStat: Int)
         /// A path an event named is a regular file with this status. `location` is that of
         /// its watched directory (nil when the file is not in one: the daemon knows it or
         /// ignores it).
@@ -47,6 +58,12 @@ final class CertificateWatcher {
     private var pendingChanges = FileSystemChanges()
     private var changeTimer: TimerHandle?
     private var rescanTimer: TimerHandle?
+    /// Directories whose watch was in place through the last full look at their files, with
+    /// no event lost since: the periodic rescan may skip the `stat` of their unchanged files.
+    private var eventCoveredDirectories = Set<FilePath>()
+    private var lastFullScan = MonotonicInstant(nanoseconds: 0)
+    /// The files the daemon knows (their last `stat`), for the periodic rescan's shortcut.
+    var knownFiles: (() -> Set<FileIdentity>)?
     /// Unreadable paths, with the reason last logged, so each is reported once per change.
     private var reportedProblems: [FilePath: String] = [:]
     private var isClosed = false
@@ -66,7 +83,8 @@ final class CertificateWatcher {
         }
     }
 
-    /// Scans now, and plans the next periodic scan from now.
+    /// Scans now, every file stat'ed (at start, on SIGHUP), and plans the next periodic scan
+    /// from now.
     func rescan() {
         scanAll()
         scheduleRescan()
@@ -89,15 +107,37 @@ final class CertificateWatcher {
         rescanTimer = loop.schedule(after: interval) { [weak self] in
             guard let self else { return }
             self.rescanTimer = nil
-            self.rescan()
+            self.scanAll(trustingEvents: true)
+            self.scheduleRescan()
         }
     }
 
-    /// Stats every configured path. Cheap for unchanged files (one stat each, no read).
-    private func scanAll() {
-        let result = CertificateDiscovery.scan(settings.locations, rules: settings.rules)
-        onObservation(.scanned(result.files))
+    /// Lists every configured path and stats its certificate files (no read). With
+    /// `trustingEvents`, files that inotify would have reported are not stat'ed.
+    private func scanAll(trustingEvents: Bool = false) {
+        let now = MonotonicInstant.now()
+        let fullScanDue = now.duration(since: lastFullScan) >= settings.fullScanInterval
+        let shortcut = trustingEvents && inotify != nil && !fullScanDue
+            && !eventCoveredDirectories.isEmpty
+            ? knownFiles.map { UnchangedFileShortcut(watchedDirectories: eventCoveredDirectories, knownFiles: $0()) }
+            : nil
+        let watchedBefore = watchedDirectories.mapValues(\.watch)
+        let result = CertificateDiscovery.scan(settings.locations, rules: settings.rules, shortcut: shortcut)
+        if shortcut == nil {
+            lastFullScan = now
+            onObservation(.scanned(result.files))
+        } else {
+            onObservation(.rescanned(result.files, unchangedWithoutStat: result.unchangedWithoutStat))
+        }
         let (newlyWatched, watchProblems) = updateWatches(result.directories)
+        // Covered from now on: the directories whose watch was already in place when they
+        // were listed (a new watch came after the listing, and a file made in between raised
+        // no event we saw), and only if that look stat'ed them or they were covered before.
+        var covered = Set<FilePath>()
+        for (directory, entry) in watchedDirectories where watchedBefore[directory] == entry.watch {
+            if shortcut == nil || eventCoveredDirectories.contains(directory) { covered.insert(directory) }
+        }
+        eventCoveredDirectories = covered
         reportProblems(result.problems, watchProblems: watchProblems)
         for stale in result.staleTemporaryFiles + staleTemporaryFilesBelowStapleDirectory(result.directories) {
             // Left by a writer that died mid-write; the staple beside it is intact.
@@ -111,7 +151,8 @@ final class CertificateWatcher {
             scheduleChangesPass()
         }
         logger.debug("scanned: \(result.files.count) certificate file(s), \(watchedDirectories.count) "
-                     + "watched director\(watchedDirectories.count == 1 ? "y" : "ies")")
+                     + "watched director\(watchedDirectories.count == 1 ? "y" : "ies")"
+                     + (shortcut == nil ? "" : ", \(result.unchangedWithoutStat) unchanged as inotify says"))
     }
 
     /// Our temporary files left by a stopped writer in the staple directories that mirror the
@@ -258,12 +299,17 @@ final class CertificateWatcher {
 
     /// Gathers a batch of events; the work happens once the burst settles.
     private func absorb(_ events: [DirectoryEvent]) {
+        // Lost events: until a full look, no directory is covered by its watch.
+        if events.contains(where: { $0.mask.contains(.queueOverflow) }) { eventCoveredDirectories = [] }
         pendingChanges.absorb(events, rules: settings.rules) { [unowned self] in self.watches[$0] }
         pendingChanges.absorbParentEvents(events, parent: { [unowned self] in self.parentWatches.directories[$0] },
                                           isLocation: { [unowned self] in self.parentWatches.locations.contains($0) })
         for event in events where event.mask.contains(.ignored) {
             // The kernel dropped this watch (its directory went away).
-            if let directory = watches.removeValue(forKey: event.watch) { watchedDirectories[directory] = nil }
+            if let directory = watches.removeValue(forKey: event.watch) {
+                watchedDirectories[directory] = nil
+                eventCoveredDirectories.remove(directory)
+            }
             if let parent = parentWatches.directories.removeValue(forKey: event.watch) {
                 parentWatches.watches[parent] = nil
             }
@@ -294,9 +340,12 @@ final class CertificateWatcher {
         }
         for path in changes.paths { examine(path) }
         for path in changes.created where !changes.paths.contains(path) {
-            // A new symlink is complete at once; a new regular file is examined on its
-            // close-write, not half written.
-            if (try? FileSystem.status(path, followSymlinks: false))?.kind == .symlink { examine(path) }
+            // A new symlink, or a new name for an existing file (a hard link), is complete at
+            // once; a new regular file is examined on its close-write, not half written.
+            guard let status = try? FileSystem.status(path, followSymlinks: false) else { continue }
+            if status.kind == .symlink || status.kind == .regular && (FileSystem.linkCount(path) ?? 1) > 1 {
+                examine(path)
+            }
         }
     }
 }
