@@ -135,4 +135,26 @@ final class BatchedFileWriterTests: XCTestCase {
         XCTAssertEqual(try contents(temp.file("f")), Array("previous".utf8))
         XCTAssertEqual(try leftovers(in: temp.path), [])
     }
+
+    /// Files get the mode asked for whatever the umask: the writer reads the umask once and
+    /// chmods only files it would have narrowed (under 022, a 0644 file needs nothing).
+    func testFilesGetTheirModeWhateverTheUmask() throws {
+        for mask: mode_t in [0o022, 0o077, 0o027] {
+            let previous = umask(mask)
+            defer { umask(previous) }
+            let temp = try TemporaryDirectory()
+            let loop = try EventLoop()
+            let writer = BatchedFileWriter(loop: loop)
+            var done = 0
+            for (name, mode) in [("public", mode_t(0o644)), ("private", mode_t(0o600))] {
+                try writer.write(Array(name.utf8), to: FilePath(temp.file(name)), mode: mode) { error in
+                    XCTAssertNil(error)
+                    done += 1
+                }
+            }
+            try loop.runForTest(until: { done == 2 })
+            XCTAssertEqual(try FileSystem.status(FilePath(temp.file("public"))).mode & 0o777, 0o644, "umask \(mask)")
+            XCTAssertEqual(try FileSystem.status(FilePath(temp.file("private"))).mode & 0o777, 0o600, "umask \(mask)")
+        }
+    }
 }

@@ -37,6 +37,8 @@ public final class BatchedFileWriter {
     private var timer: TimerHandle?
     private var commitScheduled = false
     private var nextTicket: UInt64 = 0
+    /// This process's pid and umask, read once for every file it creates.
+    private let creation = FileCreation()
 
     /// - Parameters:
     ///   - maximumDelay: how long a write may wait for others before it is committed.
@@ -67,7 +69,7 @@ public final class BatchedFileWriter {
     @discardableResult
     public func write(_ bytes: [UInt8], to path: FilePath, mode: mode_t = 0o644,
                       completion: @escaping (FileError?) -> Void) throws(FileError) -> Ticket {
-        let (temporary, fd) = try FileSystem.createTemporaryFile(bytes, beside: path, mode: mode)
+        let (temporary, fd) = try FileSystem.createTemporaryFile(bytes, beside: path, mode: mode, creation: creation)
         nextTicket &+= 1
         let ticket = Ticket(id: nextTicket)
         pending.append(Pending(ticket: ticket, target: path, temporary: temporary, fd: fd, completion: completion))
@@ -130,13 +132,23 @@ public final class BatchedFileWriter {
             return failures
         }
         var outcomeByDevice: [UInt64: Int32] = [:]
+        // Files of one directory are on one file system: one fstat per run of them (a batch
+        // of a cold start is 128 staples of the same directory, most of the time).
+        var last: (directory: FilePath, device: UInt64)?
         for (index, write) in batch.enumerated() {
-            var st = stat()
-            guard fstat(write.fd, &st) == 0 else {
-                failures[index] = FileError(path: write.temporary, operation: "fstat")
-                continue
+            let directory = write.target.directory
+            let device: UInt64
+            if let last, last.directory == directory {
+                device = last.device
+            } else {
+                var st = stat()
+                guard fstat(write.fd, &st) == 0 else {
+                    failures[index] = FileError(path: write.temporary, operation: "fstat")
+                    continue
+                }
+                device = UInt64(st.st_dev)
+                last = (directory, device)
             }
-            let device = UInt64(st.st_dev)
             if outcomeByDevice[device] == nil {
                 outcomeByDevice[device] = cepoll_syncfs(write.fd) == 0 ? 0 : errno
             }

@@ -45,7 +45,7 @@ final class IssuerFetcher {
     /// Which URL each waiting certificate waits on.
     private var urlByCertificate: [FilePath: String] = [:]
     private let retryBackoff = RetryBackoff()
-    private var random = SystemRandomNumberGenerator()
+    private var random = JitterRandom()
     private var isStopped = false
     private var attempts: UInt64 = 0
     /// Issuers already fetched, by URL (DER): a certificate of the same issuer deployed

@@ -64,7 +64,7 @@ final class StapleRefresher: StapleSource {
     private var isStopped = false
     /// Responder URL → origin, for grouping the queue (see `responderOrigin(of:)`).
     private var responderOrigins: [String: String] = [:]
-    private var random = SystemRandomNumberGenerator()
+    private var random = JitterRandom()
     private let retryBackoff = RetryBackoff()
     /// Every certificate's next refresh, behind one loop timer.
     private var refreshTimes: RefreshSchedule<TrackedCertificate>!
