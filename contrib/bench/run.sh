@@ -3,7 +3,9 @@
 # CA (1,000 and 10,000 by default; kept in /tmp/stapler-bench for the next run), serves them
 # from a local responder with pre-signed answers (contrib/bench/responder.py) and measures
 # Stapler cold (--one-off and as a daemon), idle, rescanning, and through a burst of N
-# inotify events (every certificate touched), with a metrics scrape every 2 s meanwhile.
+# inotify events (every certificate touched), with a metrics scrape every 2 s meanwhile; and
+# the full look at every file that SIGHUP (and, among the periodic rescans, the hourly one)
+# makes.
 #
 #   contrib/bench/run.sh [N ...]        e.g. contrib/bench/run.sh 1000 10000 100000
 #   RUNS=3 IDLE_SECONDS=60 contrib/bench/run.sh 10000
