@@ -51,7 +51,26 @@ enum Base64 {
                 var group: UInt32 = 0
                 var count = 0
                 var padding = 0
-                for byte in text {
+                var index = 0
+                while index < text.count {
+                    // At a group boundary, four alphabet bytes (the bulk of a PEM line) are
+                    // four lookups and three stores; white space, padding and stray bytes
+                    // take the byte-by-byte path below.
+                    if count == 0 && padding == 0 && index + 4 <= text.count {
+                        let a = table[Int(text[index])], b = table[Int(text[index + 1])]
+                        let c = table[Int(text[index + 2])], d = table[Int(text[index + 3])]
+                        if (a | b | c | d) & 0xC0 == 0 {
+                            let value = UInt32(a) << 18 | UInt32(b) << 12 | UInt32(c) << 6 | UInt32(d)
+                            output[written] = UInt8(truncatingIfNeeded: value >> 16)
+                            output[written + 1] = UInt8(truncatingIfNeeded: value >> 8)
+                            output[written + 2] = UInt8(truncatingIfNeeded: value)
+                            written += 3
+                            index += 4
+                            continue
+                        }
+                    }
+                    let byte = text[index]
+                    index += 1
                     switch byte {
                     case 0x20, 0x09, 0x0A, 0x0D: continue
                     default: break
