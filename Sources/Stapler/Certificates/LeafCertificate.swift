@@ -19,7 +19,8 @@ struct LeafCertificate {
     let serial: ArraySlice<UInt8>
     let notBefore: Int64
     let notAfter: Int64
-    /// The whole DER of the issuer Name.
+    /// The whole DER of the issuer Name. Not checked here: it only counts when equal byte for
+    /// byte to the subject of an issuer OpenSSL decoded (`IssuerLeafCheck.issued`).
     let issuerName: ArraySlice<UInt8>
     /// As `X509Certificate.subject` prints it.
     let subject: String
