@@ -150,6 +150,50 @@ final class LeafCertificateTests: XCTestCase {
         XCTAssertFalse(try XCTUnwrap(IssuerLeafCheck(X509Certificate(der: try der(other.certificate))!)).issued(fast))
     }
 
+    func testPlainSubjectsAreWrittenHereAsOpenSSLPrintsThemOthersByOpenSSL() throws {
+        let temp = try TemporaryDirectory()
+        let ca = try CLIAuthority(temp: temp, name: "EC CA", rsa: false)
+        let subjects: [(String, plain: Bool)] = [
+            ("/CN=leaf.test", true), ("/C=FR/ST=Ile/L=Paris/O=Example (Org)/OU=Web:1/CN=www.example.test", true),
+            ("/emailAddress=a@b.test/DC=test/serialNumber=42/postalCode=75001/street=1 Rue", true),
+            ("/CN=a, b", false), ("/CN=a\\+b", false), ("/CN= lead", false), ("/O=x/CN=a=b", false),
+            ("/CN=a/CN=b+O=c", false), ("/title=Boss/CN=x", false), ("/CN=Zoë", false),
+        ]
+        for (subject, plain) in subjects {
+            let der = try der(try ca.issue(subject: subject, extensions: Self.leafExtensions))
+            let slow = try XCTUnwrap(X509Certificate(der: der, withPublicKey: false))
+            let fast = try XCTUnwrap(LeafCertificate(der: der), subject)
+            XCTAssertEqual(fast.subject, slow.subject, subject)
+            var tbs = DERCursor(der, 0..<der.count)
+            var fields = DERCursor(der, inside: try XCTUnwrap(tbs.next(0x30)))
+            var inner = DERCursor(der, inside: try XCTUnwrap(fields.next(0x30)))
+            for _ in 0..<5 { _ = inner.next() }
+            let name = try XCTUnwrap(inner.next(0x30))
+            XCTAssertEqual(CertificateName.plainOneLine(der: der, name: name.whole) != nil, plain, subject)
+        }
+    }
+
+    /// A fuzz finding: a certificate whose issuer Name OpenSSL refuses (a bad OID) reads here,
+    /// since the issuer Name only counts when equal to a known issuer's subject; as a bundle it
+    /// fails as it always did.
+    func testAnIssuerNameOpenSSLRefusesNeverReachesARecord() throws {
+        let der = Array(try XCTUnwrap(Data(base64Encoded: "\(Self.badIssuerNameLeaf)")))
+        XCTAssertNil(X509Certificate(der: der, withPublicKey: false))
+        let fixture = try PKIFixture()
+        let store = IssuerStore()
+        let seed = try fixture.record(try fixture.bundle(try fixture.pki.issueLeaf(ocspURLs: ["http://127.0.0.1:1/"]),
+                                                         name: "seed.pem"), store: store)
+        defer { withExtendedLifetime(seed) {} }
+        let path = fixture.temp.file("bad.pem")
+        try ("-----BEGIN CERTIFICATE-----\n\(Self.badIssuerNameLeaf)\n-----END CERTIFICATE-----\n"
+             + String(contentsOfFile: fixture.pki.certificate, encoding: .utf8)).write(toFile: path, atomically: true, encoding: .utf8)
+        XCTAssertNil(BundleFastPath(text: try text(path), issuers: store))
+        XCTAssertEqual(fixture.error(path)?.description.contains("is not an X.509 certificate"), true)
+        XCTAssertThrowsError(try fixture.record(path, store: store))
+    }
+
+    private static let badIssuerNameLeaf = "MIIB0TCCAXegAwIBAgIUUfPsPh3YSZIeCj55KkOcXahCuKwwCgYIKoZIzj0EAwIwETEPMA0GA7H7/PMGRnV6ekNBMB4XDTI2MTIwNzA5MjczMFoXDTM2MTIwNDA5MjczMFowFDESMBAGA1UEAwwJZnV6ei50ZXN0MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEN3cqCUEd2XVyjyu63UIWkERvSgTwAtTjZ5KlAZYhdvi0wmqJzKAr4RADPbxyslMosoM62nyoQNX5uaI8Gg4ZPKOBqTCBpjAMBgNVHRMBAf8EAjAAMFYGCCsGAQUFBwEBBEowSDAfBggrBgEFBQcwAYYTaHR0cDovLzEyNy4wLjAuMToxLzAlBggrBgEFBQcwAoYZaHR0cDovLzEyNy4wLjAuMToxL2NhLmRlcjAdBgNVHQ4EFgQUYN/a4wPjrVyThscTflWEb5s2uf8wHwYDVR0jBBgwFoAUXfPqjhy7C3fLLrcY+QkFE0dx10cwCgYIKoZIzj0EAwIDSAAwRQIhALS2imHgoWu+9igcAqsiqSRdQdMF7ShZbSOMuvWSjPf8AiB//9mCekaT6/64Xxp+M0KQs+cAPF2zQ04EKVyhP1yt7Q=="
+
     // MARK: bundles
 
     private func fields(_ record: CertificateRecord) -> [String] {

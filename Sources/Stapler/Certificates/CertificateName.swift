@@ -44,8 +44,11 @@ enum CertificateName {
         }
     }
 
-    private static func plainOneLine(der: [UInt8], name: Range<Int>) -> String? {
-        var rdns = DERCursor(der, name)
+    /// Nil unless the name is plain (see above).
+    static func plainOneLine(der: [UInt8], name: Range<Int>) -> String? {
+        var whole = DERCursor(der, name)
+        guard let sequence = whole.only(0x30) else { return nil }
+        var rdns = DERCursor(der, inside: sequence)
         var text: [UInt8] = []
         while !rdns.isAtEnd {
             guard let rdn = rdns.next(0x31) else { return nil }
