@@ -2,6 +2,7 @@
 // bodies can be replayed from a test or a debugger. Every body must return normally for any
 // input: a trap, a sanitizer report or a hang is a finding.
 import CCares
+import COpenSSL
 import Glibc
 
 enum FuzzBodies {
@@ -15,6 +16,83 @@ enum FuzzBodies {
         var text = bytes
         _ = try? CertificateBundle.parse(pem: &text, path: "/fuzz/bundle.pem", now: 1_800_000_000,
                                          issuers: IssuerStore(), readCompanion: { _ in nil })
+    }
+
+    /// The issuer the `leaf` target checks its inputs against, interned in a store that keeps
+    /// it (a record would hold it in the daemon).
+    final class LeafIssuer {
+        let certificate: X509Certificate
+        let issuer: Issuer
+        let store = IssuerStore()
+        let pem: [UInt8]
+
+        init?(bundle: [UInt8]) {
+            guard let certificate = (try? CertificateBundle.decodeCertificates(bundle))?.first(where: \.isCA),
+                  let der = certificate.der else { return nil }
+            self.certificate = certificate
+            pem = FuzzBodies.pemCertificate(der)
+            guard let issuer = store.intern(certificate), issuer.leafCheck != nil else { return nil }
+            self.issuer = issuer
+        }
+    }
+
+    /// Clears what OpenSSL queued: the bundle parse after it reports the queue in its errors.
+    private static func isName(_ der: [UInt8]) -> Bool {
+        defer { OpenSSLErrorQueue.clear() }
+        guard let (name, consumed) = ASN1.decode(der, { d2i_X509_NAME(nil, $0, $1) }) else { return false }
+        X509_NAME_free(name)
+        return consumed == der.count
+    }
+
+    static func pemCertificate(_ der: [UInt8]) -> [UInt8] {
+        Array("-----BEGIN CERTIFICATE-----\n".utf8) + Base64.encodedBytes(der) + Array("\n-----END CERTIFICATE-----\n".utf8)
+    }
+
+    /// Our leaf decoder against OpenSSL's, for any DER: whenever `LeafCertificate` accepts the
+    /// bytes, OpenSSL must parse them and give the same facts, the issuer check must not
+    /// accept what `X509Certificate.issued` refuses, and the CertID must be OpenSSL's. Then
+    /// the bytes as a bundle with `issuer` (leaf first, then the CA): a store that knows the
+    /// CA (fast path) and a fresh one (OpenSSL) must give the same record or the same error.
+    static func leaf(_ bytes: [UInt8], issuer known: LeafIssuer) {
+        defer { OpenSSLErrorQueue.clear() }
+        func mismatch(_ what: String) -> Never { fatalError("leaf: \(what) differs from OpenSSL's path") }
+        // The issuer Name is not checked by `LeafCertificate`, only compared with known
+        // issuers' subjects (which OpenSSL decoded): one OpenSSL refuses is out of scope.
+        if let fast = LeafCertificate(der: bytes), isName(Array(fast.issuerName)) {
+            guard let slow = X509Certificate(der: bytes, withPublicKey: false) else { mismatch("acceptance") }
+            if slow.isCA { mismatch("isCA") }
+            if fast.subject != slow.subject { mismatch("subject") }
+            if fast.serialHex != slow.serialHex { mismatch("serial") }
+            if fast.notBefore != slow.notBefore || fast.notAfter != slow.notAfter { mismatch("validity") }
+            if fast.ocspURLs != slow.ocspURLs { mismatch("OCSP URLs") }
+            if fast.mustStaple != slow.mustStaple { mismatch("must-staple") }
+            if !fast.authorityKeyID.elementsEqual(ASN1.bytes(X509_get0_authority_key_id(slow.pointer))) {
+                mismatch("authority key identifier")
+            }
+            var name: UnsafePointer<UInt8>?
+            var length = 0
+            guard X509_NAME_get0_der(X509_get_issuer_name(slow.pointer), &name, &length) == 1, let name,
+                  fast.issuerName.elementsEqual(UnsafeBufferPointer(start: name, count: length)) else {
+                mismatch("issuer name")
+            }
+            if let check = known.issuer.leafCheck, check.issued(fast) {
+                if !known.certificate.issued(slow) { mismatch("issuer check") }
+                if check.certID(of: fast) != CertID(certificate: slow, issuer: known.certificate) { mismatch("CertID") }
+            }
+        }
+        func outcome(_ store: IssuerStore) -> String {
+            var text = pemCertificate(bytes) + known.pem
+            do {
+                let record = try CertificateBundle.parse(pem: &text, path: "/fuzz/leaf.pem", now: 1_800_000_000,
+                                                         issuers: store, readCompanion: { _ in nil })
+                return "\(record.subject) \(record.serialHex) \(record.notBefore) \(record.notAfter) \(record.ocspURLs) "
+                    + "\(record.mustStaple) \(record.certID.hex) \(record.issuer.subject)"
+            } catch {
+                return "\(error)"
+            }
+        }
+        let fast = outcome(known.store), slow = outcome(IssuerStore())
+        if fast != slow { mismatch("bundle outcome (\(fast) against \(slow))") }
     }
 
     /// The predecessor's config file format, through to settings; the same bytes as the

@@ -11,6 +11,7 @@ enum FuzzTarget: String, CaseIterable {
     case http, listing, inotify, commandline, process
     case launcherrequest, launcherreport
     case proxy
+    case leaf
 
     /// What the target feeds its input to, as `run.sh` and the README list it.
     var summary: String {
@@ -34,6 +35,7 @@ enum FuzzTarget: String, CaseIterable {
         case .launcherreport: "the daemon's reading of the --on-update launcher's frames: started, failed, finished, refused"
         case .dns: "STAPLER_DNS_SERVERS lists, URL hosts and ports, c-ares answers (ares_addrinfo) read into addresses"
         case .proxy: "--ocsp-proxy and http_proxy values, no_proxy lists, through to each URL's route"
+        case .leaf: "end-entity certificate DER: our strict leaf decoder against OpenSSL's path, field by field and as a bundle with a known issuer"
         }
     }
 }
@@ -45,6 +47,8 @@ nonisolated(unsafe) private var record: CertificateRecord?
 nonisolated(unsafe) private var bundlePath: FilePath = "/"
 /// The leaf the `issuer` target checks candidates against (STAPLER_FUZZ_BUNDLE's first certificate).
 nonisolated(unsafe) private var issuedLeaf: X509Certificate?
+/// The CA the `leaf` target checks its inputs against (STAPLER_FUZZ_BUNDLE's CA).
+nonisolated(unsafe) private var leafIssuer: FuzzBodies.LeafIssuer?
 /// A fixed "now" for the `ocsp` target, so runs reproduce (STAPLER_FUZZ_NOW, Unix seconds).
 nonisolated(unsafe) private var fixedNow: Int64 = 0
 
@@ -71,6 +75,15 @@ public func fuzzInitialize(_ argc: UnsafeMutablePointer<Int32>,
             exit(2)
         }
         issuedLeaf = leaf
+    }
+    if target == .leaf {
+        guard let bundle = environment("STAPLER_FUZZ_BUNDLE"),
+              let text = try? FileSystem.readFile(FilePath(bundle), limit: CertificateBundle.maximumFileSize),
+              let issuer = FuzzBodies.LeafIssuer(bundle: text) else {
+            standardError("the leaf target needs STAPLER_FUZZ_BUNDLE (PEM with a CA that has a subject key identifier)")
+            exit(2)
+        }
+        leafIssuer = issuer
     }
     if target == .ocsp {
         guard let bundle = environment("STAPLER_FUZZ_BUNDLE") else {
@@ -112,6 +125,7 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     case .launcherrequest: FuzzBodies.launcherRequest(bytes)
     case .launcherreport: FuzzBodies.launcherReport(bytes)
     case .proxy: FuzzBodies.proxy(bytes)
+    case .leaf: FuzzBodies.leaf(bytes, issuer: leafIssuer!)
     }
     return 0
 }

@@ -73,6 +73,20 @@ rm -rf "$pki" && mkdir -p "$pki"
 )
 for target in "${all_targets[@]}"; do mkdir -p "$work/seeds/$target" "$work/corpus/$target"; done
 cp "$pki/bundle.pem" "$pki/ca.pem" "$pki/leaf.key" "$work/seeds/pem/"
+# Leaves (DER) of the fuzz CA in several shapes: the bundle's; must-staple with several and
+# repeated OCSP URLs, more names, CRL distribution points, a non-ASCII subject, a serial with
+# its high bit set, valid past 2050 (GeneralizedTime); an RSA-signed look-alike of another CA.
+openssl x509 -in "$pki/leaf.pem" -outform DER -out "$work/seeds/leaf/leaf.der"
+(
+    cd "$pki"
+    printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth,clientAuth\nsubjectAltName=DNS:a.test,IP:127.0.0.1,email:a@b.test,URI:http://a.test/\ncrlDistributionPoints=URI:http://127.0.0.1:1/ca.crl\nauthorityInfoAccess=OCSP;URI:http://b.test/,OCSP;URI:http://a.test/,OCSP;URI:http://b.test/,caIssuers;URI:http://127.0.0.1:1/ca.der,OCSP;URI:https://c.test/\ntlsfeature=status_request\n' > shapes.ext
+    openssl req -new -utf8 -key leaf.key -subj $'/C=FR/O=Caf\xc3\xa9 \xc3\x9cn\xc3\xafcode, Inc/CN=shapes.test' -out shapes.csr 2>/dev/null
+    openssl x509 -req -in shapes.csr -CA ca.pem -CAkey ca.key -set_serial 0x80aabbccddeeff -days 15000 \
+        -extfile shapes.ext -outform DER -out "$work/seeds/leaf/shapes.der" 2>/dev/null
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout rsa.key -out rsa.pem -subj /CN=FuzzCA -days 30 2>/dev/null
+    openssl x509 -req -in leaf.csr -CA rsa.pem -CAkey rsa.key -set_serial 5 -days 30 -extfile openssl.cnf \
+        -extensions leaf -outform DER -out "$work/seeds/leaf/rsa-signed.der" 2>/dev/null
+)
 cp "$root/contrib/stapler.conf" "$work/seeds/config/" 2>/dev/null || true
 printf '2049:1234567' > "$work/seeds/config/journal-stream"
 printf '[stapled]\ncert-paths = [/a, "/b c"]\nrecursive\nverbosity: 3\nminimum-validity 3600 ; note\nocsp-proxy = http://u:p@cache.example:3128\nocsp-proxy-only\n' > "$work/seeds/config/small.conf"

@@ -38,6 +38,12 @@ enum CertificateBundle {
             SensitiveBytes.wipe(&pem)
             OpenSSLErrorQueue.clear()
         }
+        if let fast = BundleFastPath(text: pem, issuers: issuers) {
+            let leaf = fast.leaf
+            return try record(subject: leaf.subject, serialHex: leaf.serialHex, notBefore: leaf.notBefore,
+                              notAfter: leaf.notAfter, ocspURLs: leaf.ocspURLs, mustStaple: leaf.mustStaple,
+                              certID: fast.certID, issuer: fast.issuer, path: path, now: now, issuers: issuers)
+        }
         let certificates: [X509Certificate]
         do {
             certificates = try decodeCertificates(pem, known: issuers.knownCertificate(der:))
@@ -77,6 +83,21 @@ enum CertificateBundle {
         return CertificateRecord(subject: subject, serialHex: leaf.serialHex, notBefore: notBefore,
                                  notAfter: notAfter, ocspURLs: issuers.intern(urls: urls), mustStaple: leaf.mustStaple,
                                  certID: certID, issuer: issuer)
+    }
+
+    /// The record of a leaf read by `BundleFastPath`, after the checks `parse` makes of one
+    /// read by OpenSSL, in the same order and with the same errors.
+    private static func record(subject: String, serialHex: String, notBefore: Int64, notAfter: Int64,
+                               ocspURLs urls: [String], mustStaple: Bool, certID: CertID, issuer: Issuer,
+                               path: FilePath, now: Int64, issuers: IssuerStore) throws(CertificateBundleError)
+        -> CertificateRecord {
+        guard notAfter > now else {
+            throw CertificateBundleError(path: path, reason: .expired(notAfter: notAfter), subject: subject)
+        }
+        guard !urls.isEmpty else { throw CertificateBundleError(path: path, reason: .noOCSPURL, subject: subject) }
+        return CertificateRecord(subject: subject, serialHex: serialHex, notBefore: notBefore, notAfter: notAfter,
+                                 ocspURLs: issuers.intern(urls: urls), mustStaple: mustStaple, certID: certID,
+                                 issuer: issuer)
     }
 
     /// HAProxy's convention: `<certificate file>.issuer` holds the issuer in PEM when the

@@ -13,6 +13,8 @@ final class Issuer: @unchecked Sendable, CustomStringConvertible {
     /// SHA-256 of the DER: the interning key.
     let fingerprint: [UInt8]
     let subject: String
+    /// For leaves read without OpenSSL's X.509 decoder; nil if OpenSSL cannot tell.
+    let leafCheck: IssuerLeafCheck?
     /// Responder certificates this issuer delegated to, already checked in full.
     let delegatedSigners = DelegatedSigners()
 
@@ -20,6 +22,7 @@ final class Issuer: @unchecked Sendable, CustomStringConvertible {
         self.certificate = certificate
         self.fingerprint = fingerprint
         subject = certificate.subject
+        leafCheck = IssuerLeafCheck(certificate)
     }
 
     var description: String { subject }
@@ -59,7 +62,12 @@ final class IssuerStore {
 
     /// The parsed certificate of a live issuer whose DER is exactly `der`.
     func knownCertificate(der: [UInt8]) -> X509Certificate? {
-        issuersByDER[ByteKey(bytes: der)]?.issuer?.certificate
+        knownIssuer(der: der)?.certificate
+    }
+
+    /// The live issuer whose DER is exactly `der`.
+    func knownIssuer(der: [UInt8]) -> Issuer? {
+        issuersByDER[ByteKey(bytes: der)]?.issuer
     }
 
     /// The shared issuer for `certificate`, created on first use. Nil only if OpenSSL cannot

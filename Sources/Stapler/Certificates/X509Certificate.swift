@@ -64,7 +64,8 @@ final class X509Certificate {
     /// The issuer name, in the same form as `subject`.
     var issuerName: String { Self.oneLine(X509_get_issuer_name(pointer)) }
 
-    private static func oneLine(_ name: OpaquePointer?) -> String {
+    /// Also `CertificateName.oneLine` for names decoded without their certificate.
+    static func oneLine(_ name: OpaquePointer?) -> String {
         guard let name, let bio = BIO_new(BIO_s_mem()) else { return "" }
         defer { BIO_free(bio) }
         // RFC 2253 escaping (control bytes and non-ASCII as \XX), fields in certificate order.

@@ -7,9 +7,9 @@
 /// delegates that passed the full check before, byte for byte, is parsed without them and
 /// its signature checked with the remembered ones (`OCSPResponseVerifier`).
 ///
-/// Only strict DER is taken apart: one-byte tags, definite lengths in their shortest form,
-/// nothing after the last element at any level. Anything else gives nil, and the verifier
-/// parses the response as it came. What stays (responseStatus, responseType,
+/// Only strict DER is taken apart (`DERCursor`): one-byte tags, definite lengths in their
+/// shortest form, nothing after the last element at any level. Anything else gives nil, and
+/// the verifier parses the response as it came. What stays (responseStatus, responseType,
 /// tbsResponseData, signatureAlgorithm, signature) is copied byte for byte; the signature
 /// covers tbsResponseData only, so removing the certificates changes nothing it signs.
 struct OCSPResponseLayout {
@@ -49,50 +49,5 @@ struct OCSPResponseLayout {
                                              + ASN1.element(tag: 0x04, wrapping: newBasic))
         withoutCertificates = ASN1.sequence(wrapping: Array(der[status.whole])
                                             + ASN1.element(tag: 0xA0, wrapping: newResponseBytes))
-    }
-}
-
-/// Reads DER element headers one after the other within a range of bytes.
-private struct DERCursor {
-    struct Element {
-        /// Tag, length and content.
-        let whole: Range<Int>
-        let content: Range<Int>
-    }
-
-    private let bytes: [UInt8]
-    private var position: Int
-    private let end: Int
-
-    init(_ bytes: [UInt8], _ range: Range<Int>) {
-        self.bytes = bytes
-        position = range.lowerBound
-        end = range.upperBound
-    }
-
-    var isAtEnd: Bool { position == end }
-
-    /// The next element if it has `tag` and a strict DER length that fits; nil otherwise.
-    /// Lengths of at most three bytes: the verifier refuses responses over 20 KiB before.
-    mutating func next(_ tag: UInt8) -> Element? {
-        guard end - position >= 2, bytes[position] == tag else { return nil }
-        var cursor = position + 1
-        let first = bytes[cursor]
-        cursor += 1
-        var length = Int(first)
-        if first >= 0x80 {
-            let count = Int(first & 0x7F)
-            guard (1...3).contains(count), end - cursor >= count, bytes[cursor] != 0 else { return nil }
-            length = 0
-            for _ in 0..<count {
-                length = length << 8 | Int(bytes[cursor])
-                cursor += 1
-            }
-            guard length >= 0x80 else { return nil }
-        }
-        guard length <= end - cursor else { return nil }
-        let element = Element(whole: position..<(cursor + length), content: cursor..<(cursor + length))
-        position = cursor + length
-        return element
     }
 }
