@@ -66,7 +66,7 @@ public final class NameResolver {
     private var cache: ResolvedNameCache
     /// Lookups under way, by lower-cased name, with everyone waiting for them.
     private var waiting: [String: [Completion]] = [:]
-    private var resolvConfIdentity: FileIdentity?
+    private var resolvConfIdentity: FileStamp?
     private var nextConfigurationCheck: MonotonicInstant
 
     /// Lookups handed to c-ares (answers from the cache and joined lookups do not count).
@@ -82,7 +82,7 @@ public final class NameResolver {
         self.configuration = configuration
         cache = ResolvedNameCache(capacity: configuration.maxCachedNames, maxLifetime: configuration.maxCacheLifetime)
         nextConfigurationCheck = .now() + configuration.configurationCheckInterval
-        resolvConfIdentity = FileIdentity(path: configuration.resolvConfPath)
+        resolvConfIdentity = FileStamp(path: configuration.resolvConfPath)
         channel = try makeChannel()
     }
 
@@ -187,7 +187,7 @@ public final class NameResolver {
         let now = MonotonicInstant.now()
         guard waiting.isEmpty, now >= nextConfigurationCheck else { return }
         nextConfigurationCheck = now + configuration.configurationCheckInterval
-        let identity = FileIdentity(path: configuration.resolvConfPath)
+        let identity = FileStamp(path: configuration.resolvConfPath)
         guard channel == nil || (configuration.nameServers == nil && identity != resolvConfIdentity) else { return }
         resolvConfIdentity = identity
         if let channel { ares_destroy(channel) }
@@ -251,7 +251,7 @@ private final class LookupBox {
 }
 
 /// Inode, size and modification time: enough to see that a file was replaced or edited.
-private struct FileIdentity: Equatable {
+private struct FileStamp: Equatable {
     let device: UInt64
     let inode: UInt64
     let size: Int64
@@ -266,7 +266,7 @@ private struct FileIdentity: Equatable {
         modified = info.st_mtim
     }
 
-    static func == (lhs: FileIdentity, rhs: FileIdentity) -> Bool {
+    static func == (lhs: FileStamp, rhs: FileStamp) -> Bool {
         lhs.device == rhs.device && lhs.inode == rhs.inode && lhs.size == rhs.size
             && lhs.modified.tv_sec == rhs.modified.tv_sec && lhs.modified.tv_nsec == rhs.modified.tv_nsec
     }
