@@ -32,36 +32,36 @@ final class WallClockStepsTests: XCTestCase {
         XCTAssertTrue(fired)
     }
 
-    /// Setting the wall clock (here forward by one millisecond, which changes nothing else)
-    /// is an event with the size of the step; the source is armed again for the next one.
+    /// Setting the wall clock is an event with the size of the step, and the source is armed
+    /// again for the next one: a second forward, then back, each seen with its size. Some
+    /// VMs have their clock set by the host every fraction of a second, by half a
+    /// millisecond: those steps are events too, each with its own small size.
     func testSettingTheWallClockIsAnEvent() throws {
         guard getuid() == 0 else { throw XCTSkip("setting the clock needs root (CI runs as root)") }
         let loop = try EventLoop()
         var steps: [Int64] = []
-        let source = try WallClockSteps(loop: loop) {
-            steps.append($0)
-            loop.stop()
+        var awaited: Int64?
+        let source = try WallClockSteps(loop: loop) { step in
+            steps.append(step)
+            if let awaited, (step - awaited).magnitude < 50_000_000 { loop.stop() }
         }
         defer { source.close() }
-        // Nothing happens while nobody sets the clock...
+        // Nobody else setting the clock: nothing; a host that does: only its small steps.
         loop.schedule(after: .milliseconds(200)) { loop.stop() }
         try loop.run()
-        XCTAssertEqual(steps, [])
-        // ...and the same wait sees each step when the clock is set.
-        for round in 1...2 {
+        XCTAssertTrue(steps.allSatisfy { $0.magnitude < 50_000_000 }, "\(steps)")
+        for step: Int64 in [1_000_000_000, -1_000_000_000] {
+            steps.removeAll()
+            awaited = step
             var now = timespec()
             clock_gettime(CLOCK_REALTIME, &now)
-            now.tv_nsec += 1_000_000
-            if now.tv_nsec >= 1_000_000_000 { now.tv_sec += 1; now.tv_nsec -= 1_000_000_000 }
-            XCTAssertEqual(clock_settime(CLOCK_REALTIME, &now), 0, String(cString: strerror(errno)))
+            let target = Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec) + step
+            var set = timespec(tv_sec: Int(target / 1_000_000_000), tv_nsec: Int(target % 1_000_000_000))
+            XCTAssertEqual(clock_settime(CLOCK_REALTIME, &set), 0, String(cString: strerror(errno)))
             let timeout = loop.schedule(after: .seconds(2)) { loop.stop() }
             try loop.run()
             loop.cancel(timeout)
-            XCTAssertEqual(steps.count, round, "step \(round) seen")
-        }
-        for step in steps {
-            XCTAssertGreaterThan(step, 0)
-            XCTAssertLessThan(step, 100_000_000, "about one millisecond forward: \(step) ns")
+            XCTAssertTrue(steps.contains { ($0 - step).magnitude < 50_000_000 }, "a step of \(step) ns seen: \(steps)")
         }
     }
 }

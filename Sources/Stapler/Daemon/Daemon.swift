@@ -40,6 +40,8 @@ final class Daemon {
     var serviceNotifier: ServiceNotifier?
 
     private(set) var isStopping = false
+    /// Wall clock steps not yet acted on (nanoseconds, summed), and how many they were.
+    private var unjudgedClockStep: (nanoseconds: Int64, steps: Int) = (0, 0)
     /// The process exit status once `run` returns.
     private(set) var exitStatus: Int32 = 0
     private var oneOffDeadline: TimerHandle?
@@ -218,11 +220,39 @@ final class Daemon {
 
     /// The wall clock was set (NTP, an operator, a restored VM): judge every staple again.
     func clockStepped(by nanoseconds: Int64) {
+        unjudgedClockStep.nanoseconds &+= nanoseconds
+        unjudgedClockStep.steps += 1
+        let (total, steps) = unjudgedClockStep
+        guard total.magnitude >= Self.clockStepThreshold.magnitude else {
+            logger.debug("wall clock set by \(Self.describe(step: nanoseconds)) (\(Self.describe(step: total)) in "
+                         + "\(steps) step(s) since the staples were last judged): too little to judge them again")
+            return
+        }
+        unjudgedClockStep = (0, 0)
         let (fetched, rescheduled) = refresher.clockStepped(certificates.values, now: UTCTime.now())
+        let outcome = "\(fetched) staple(s) expired or within --minimum-validity, fetching now; "
+            + "\(rescheduled) refresh(es) rescheduled"
+        let text = "wall clock stepped by \(Self.describe(step: total))" + (steps > 1 ? " in \(steps) steps" : "")
+            + ": " + outcome
+        // Small steps that added up (a time daemon or a hypervisor setting the clock bit by
+        // bit) are routine; one large step is worth an operator's attention.
+        if nanoseconds.magnitude >= Self.clockStepThreshold.magnitude {
+            logger.warning(text)
+        } else {
+            logger.info(text)
+        }
+    }
+
+    /// Wall clock steps smaller than this, alone or summed, change no judgement of a staple
+    /// (its dates are whole seconds, and clients allow minutes of skew). Some VMs have their
+    /// clock set by the host every fraction of a second, by half a millisecond: judging
+    /// 100,000 staples again at each of those would be a busy loop with a warning each time.
+    static let clockStepThreshold: Int64 = 1_000_000_000
+
+    private static func describe(step nanoseconds: Int64) -> String {
         let seconds = Double(nanoseconds) / 1e9
         let size = abs(seconds) >= 1 ? "\(Int64(seconds.rounded())) s" : "\(Int64((seconds * 1000).rounded())) ms"
-        logger.warning("wall clock stepped by \(nanoseconds >= 0 ? "+" : "")\(size): \(fetched) staple(s) expired or "
-                       + "within --minimum-validity, fetching now; \(rescheduled) refresh(es) rescheduled")
+        return (nanoseconds >= 0 ? "+" : "") + size
     }
 
     // MARK: Refresh outcomes
