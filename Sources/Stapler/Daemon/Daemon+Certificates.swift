@@ -9,8 +9,8 @@ extension Daemon {
             reconcile(files)
         case .present(let path, let status, let location):
             if let certificate = certificates[path] {
-                guard certificate.fileStatus != status else { return }
-                certificate.fileStatus = status
+                guard !certificate.hasStatus(status) else { return }
+                certificate.noteStatus(status)
                 loads.add(certificate, changed: true)
             } else if let location {
                 let certificate = TrackedCertificate(path: path, location: location, fileStatus: status)
@@ -36,8 +36,8 @@ extension Daemon {
             if let certificate = certificates[file.path] {
                 foundKnown += 1
                 if certificate.location != file.location { certificate.location = file.location }
-                if certificate.fileStatus != file.status {
-                    certificate.fileStatus = file.status
+                if !certificate.hasStatus(file.status) {
+                    certificate.noteStatus(file.status)
                     loads.add(certificate, changed: true)
                 } else if !isStopping {
                     refresher.catchUpIfLate(certificate, now: now)
