@@ -51,7 +51,7 @@ extension Daemon {
         guard foundKnown < known else { return }
         var seen = Set<FilePath>(minimumCapacity: files.count)
         for file in files { seen.insert(file.path) }
-        for (path, certificate) in certificates where !seen.contains(path) {
+        for certificate in certificates.values where !seen.contains(certificate.path) {
             forget(certificate)
         }
     }
