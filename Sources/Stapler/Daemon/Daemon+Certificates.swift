@@ -11,8 +11,8 @@ extension Daemon {
             reconcile(files, unchangedWithoutStat: unchanged)
         case .present(let path, let status, let location):
             if let certificate = certificates[path] {
-                guard certificate.fileStatus != status else { return }
-                certificate.fileStatus = status
+                guard !certificate.hasStatus(status) else { return }
+                certificate.noteStatus(status)
                 loads.add(certificate, changed: true)
             } else if let location {
                 let certificate = TrackedCertificate(path: path, location: location, fileStatus: status)
@@ -40,8 +40,8 @@ extension Daemon {
             if let certificate = certificates[file.path] {
                 foundKnown += 1
                 if certificate.location != file.location { certificate.location = file.location }
-                if certificate.fileStatus != file.status {
-                    certificate.fileStatus = file.status
+                if !certificate.hasStatus(file.status) {
+                    certificate.noteStatus(file.status)
                     loads.add(certificate, changed: true)
                 } else if !isStopping {
                     refresher.catchUpIfLate(certificate, now: now)
@@ -60,7 +60,7 @@ extension Daemon {
         }
         var seen = Set<FilePath>(minimumCapacity: files.count)
         for file in files { seen.insert(file.path) }
-        for (path, certificate) in certificates where !seen.contains(path) {
+        for certificate in certificates.values where !seen.contains(certificate.path) {
             forget(certificate)
         }
     }

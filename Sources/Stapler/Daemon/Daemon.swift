@@ -19,7 +19,7 @@ final class Daemon {
     private let reloadOptions: (() throws(ConfigurationError) -> Options)?
 
     /// Every certificate file found, by path (`Daemon+Certificates.swift`).
-    var certificates: [FilePath: TrackedCertificate] = [:]
+    var certificates = CertificateTable()
     let issuers = IssuerStore()
     let statistics = Statistics()
     private(set) var watcher: CertificateWatcher!

@@ -163,13 +163,15 @@ final class StapleRefresher: StapleSource {
         cancelTimer(certificate)
         certificate.refresh.nextRefresh = nil
         queue.remove(certificate)
-        if let transfer = certificate.refresh.transfer {
-            certificate.refresh.transfer = nil
+        guard let attempt = certificate.refresh.attempt else { return }
+        certificate.refresh.attempt = nil
+        if let transfer = attempt.transfer {
+            attempt.transfer = nil
             http.cancel(transfer)
         }
-        if let write = certificate.refresh.pendingWrite {
+        if let write = attempt.pendingWrite {
             // The staple for what the file held before: the fetch that follows writes anew.
-            certificate.refresh.pendingWrite = nil
+            attempt.pendingWrite = nil
             pendingWrites -= 1
             writer.cancel(write)
         }
@@ -283,9 +285,7 @@ final class StapleRefresher: StapleSource {
         while activeFetches < settings.fetchSlots, !isStopped,
               let certificate = queue.pop(available: { self.http.activeTransferCount(origin: $0) < limit }) {
             guard certificate.record != nil else { continue }
-            certificate.refresh.urlIndex = 0
-            certificate.refresh.bypassesProxy = false
-            certificate.refresh.attemptErrors = []
+            certificate.refresh.attempt = FetchAttempt()
             startFetch(certificate)
         }
         if isIdle { onIdle?() }
@@ -308,9 +308,10 @@ final class StapleRefresher: StapleSource {
     // MARK: One fetch
 
     private func startFetch(_ certificate: TrackedCertificate) {
-        guard let record = certificate.record else { return }
+        guard let record = certificate.record, let attempt = certificate.refresh.attempt else { return }
         let now = UTCTime.now()
         if record.notAfter <= now {
+            certificate.refresh.attempt = nil
             let reason = "\(certificate.path): certificate expired at \(UTCTime.format(record.notAfter))"
             logger.warning("\(reason), not querying OCSP any more")
             onOutcome(certificate, .certificateExpired(reason: reason))
@@ -318,14 +319,14 @@ final class StapleRefresher: StapleSource {
         }
         var exchange: OCSPExchange
         do {
-            exchange = try OCSPExchange(certID: record.certID, responderURL: record.ocspURLs[certificate.refresh.urlIndex],
+            exchange = try OCSPExchange(certID: record.certID, responderURL: record.ocspURLs[attempt.urlIndex],
                                         includeNonce: settings.includeNonce)
         } catch {
             return fail(certificate, reason: "\(error)")
         }
-        exchange.httpRequest.bypassesProxy = certificate.refresh.bypassesProxy
-        let proxy = certificate.refresh.bypassesProxy ? nil : http.proxy(for: exchange.httpRequest.url)
-        certificate.refresh.proxy = proxy
+        exchange.httpRequest.bypassesProxy = attempt.bypassesProxy
+        let proxy = attempt.bypassesProxy ? nil : http.proxy(for: exchange.httpRequest.url)
+        attempt.proxy = proxy
         if proxy != nil { statistics.requestsViaProxy += 1 } else { statistics.requestsDirect += 1 }
         activeFetches += 1
         statistics.fetchesStarted += 1
@@ -333,23 +334,26 @@ final class StapleRefresher: StapleSource {
         // The certificate is held strongly until the transfer ends or is cancelled (as
         // `cancel` does when it is forgotten): a weak reference would give each of 100,000
         // certificates a side table for the rest of its life.
-        handle = http.start(exchange.httpRequest) { [weak self, certificate] result in
+        handle = http.start(exchange.httpRequest) { [weak self, certificate, attempt] result in
             guard let self else { return }
             self.activeFetches -= 1
             // Transfers cut short by `stop` are no failure worth a log line.
             guard !self.isStopped else { return }
-            if let handle, certificate.refresh.transfer == handle {
-                certificate.refresh.transfer = nil
-                self.finishFetch(certificate, exchange: exchange, result: result)
+            if let handle, certificate.refresh.attempt === attempt, attempt.transfer == handle {
+                attempt.transfer = nil
+                self.finishFetch(certificate, attempt, exchange: exchange, result: result)
             }
             self.schedulePump()
         }
-        certificate.refresh.transfer = handle
+        attempt.transfer = handle
     }
 
-    private func finishFetch(_ certificate: TrackedCertificate, exchange: OCSPExchange,
+    private func finishFetch(_ certificate: TrackedCertificate, _ attempt: FetchAttempt, exchange: OCSPExchange,
                              result: Result<HTTPResponse, HTTPError>) {
-        guard let record = certificate.record else { return }
+        guard let record = certificate.record else {
+            certificate.refresh.attempt = nil
+            return
+        }
         let now = UTCTime.now()
         let answer: OCSPExchange.Answer
         do {
@@ -359,17 +363,17 @@ final class StapleRefresher: StapleSource {
                case .thisUpdateInFuture(let thisUpdate, _) = refusal.reason {
                 statistics.noteResponder(thisUpdate: thisUpdate, now: now)
             }
-            guard let proxy = certificate.refresh.proxy else { return attemptFailed(certificate, reason: "\(error)") }
+            guard let proxy = attempt.proxy else { return attemptFailed(certificate, attempt, reason: "\(error)") }
             if OCSPExchange.isProxyFault(error) { noteProxy(proxy, failing: "\(error)") }
-            return attemptFailed(certificate, reason: "\(error) (through the proxy \(proxy))")
+            return attemptFailed(certificate, attempt, reason: "\(error) (through the proxy \(proxy))")
         }
-        if let proxy = certificate.refresh.proxy {
+        if let proxy = attempt.proxy {
             noteProxy(proxy, failing: nil)
             // A cache keeps an answer as long as the responder's max-age says, which RFC 5019
             // lets run up to nextUpdate: stapled, this one would be due again at once and the
             // cache would hand it out until it expires. The responder has a fresher one.
             if !settings.proxyOnly, answer.verified.nextUpdate.saturatingSubtract(now) < settings.minimumValidity {
-                return attemptFailed(certificate, reason: "\(exchange.responderURL): the answer through the proxy \(proxy) "
+                return attemptFailed(certificate, attempt, reason: "\(exchange.responderURL): the answer through the proxy \(proxy) "
                     + "is valid only until \(UTCTime.format(answer.verified.nextUpdate)), within --minimum-validity "
                     + "(a cached copy whose max-age outlasts the refresh window)")
             }
@@ -377,10 +381,10 @@ final class StapleRefresher: StapleSource {
         statistics.noteResponder(thisUpdate: answer.verified.thisUpdate, now: now)
         do {
             let outcome = try StapleFile.write(answer.verified.der, forCertificate: certificate.path,
-                                               in: settings.stapleLocation, using: writer) { [weak self, certificate] error in
+                                               in: settings.stapleLocation, using: writer) { [weak self, certificate, attempt] error in
                 guard let self else { return }
                 self.pendingWrites -= 1
-                certificate.refresh.pendingWrite = nil
+                attempt.pendingWrite = nil
                 if let error {
                     if !self.isStopped { self.writeFailed(certificate, error, der: answer.verified.der) }
                 } else {
@@ -390,7 +394,7 @@ final class StapleRefresher: StapleSource {
             }
             switch outcome {
             case .staged(let ticket):
-                certificate.refresh.pendingWrite = ticket
+                attempt.pendingWrite = ticket
                 pendingWrites += 1
             case .unchanged:
                 stapled(certificate, answer, written: false, url: exchange.responderURL, fetchedAt: now)
@@ -409,6 +413,7 @@ final class StapleRefresher: StapleSource {
     /// A verified staple is on disk (or was already): log it, plan the next, hand it on.
     private func stapled(_ certificate: TrackedCertificate, _ answer: OCSPExchange.Answer, written: Bool,
                          url: String, fetchedAt now: Int64) {
+        certificate.refresh.attempt = nil
         guard let record = certificate.record else { return }
         let verified = answer.verified
         statistics.fetchesSucceeded += 1
@@ -438,25 +443,25 @@ final class StapleRefresher: StapleSource {
 
     /// One responder URL failed: ask it directly if it went through a proxy and the staple
     /// is missing or running out, else try the next URL, or give up on this attempt.
-    private func attemptFailed(_ certificate: TrackedCertificate, reason: String) {
-        certificate.refresh.attemptErrors.append(reason)
-        guard !isStopped else { return fail(certificate, reason: certificate.refresh.attemptErrors.joined(separator: "; ")) }
-        if certificate.refresh.proxy != nil, !settings.proxyOnly,
+    private func attemptFailed(_ certificate: TrackedCertificate, _ attempt: FetchAttempt, reason: String) {
+        attempt.errors.append(reason)
+        guard !isStopped else { return fail(certificate, reason: attempt.errors.joined(separator: "; ")) }
+        if attempt.proxy != nil, !settings.proxyOnly,
            certificate.refresh.staple.map({ $0.nextUpdate.saturatingSubtract(UTCTime.now()) < settings.minimumValidity })
             ?? true {
             logger.info("\(certificate.path): \(reason); the staple is missing or within --minimum-validity: "
                         + "asking the responder directly")
-            certificate.refresh.bypassesProxy = true
+            attempt.bypassesProxy = true
             startFetch(certificate)
             return
         }
-        if let record = certificate.record, certificate.refresh.urlIndex + 1 < record.ocspURLs.count {
-            certificate.refresh.urlIndex += 1
-            certificate.refresh.bypassesProxy = false
+        if let record = certificate.record, attempt.urlIndex + 1 < record.ocspURLs.count {
+            attempt.urlIndex += 1
+            attempt.bypassesProxy = false
             startFetch(certificate)
             return
         }
-        fail(certificate, reason: certificate.refresh.attemptErrors.joined(separator: "; "))
+        fail(certificate, reason: attempt.errors.joined(separator: "; "))
     }
 
     /// The attempt failed: keep the staple we have, log once per new reason, back off. Every
@@ -465,6 +470,7 @@ final class StapleRefresher: StapleSource {
     /// `failure` says which step failed: the fetch (and its checks) or writing the file.
     private func fail(_ certificate: TrackedCertificate, reason: String, failure: String = "OCSP fetch failed",
                       outcome: Outcome = .failed) {
+        certificate.refresh.attempt = nil
         statistics.fetchesFailed += 1
         certificate.refresh.failures += 1
         let now = UTCTime.now()
@@ -521,19 +527,16 @@ struct RefreshState {
     /// The reason of the last failure, as logged: a retry failing the same way logs nothing.
     fileprivate(set) var lastError: String?
     /// Unix time of the next planned fetch.
-    fileprivate(set) var nextRefresh: Int64?
+    fileprivate(set) var nextRefresh: Int64? {
+        get { nextRefreshOrNone == Int64.min ? nil : nextRefreshOrNone }
+        set { nextRefreshOrNone = newValue ?? Int64.min }
+    }
+    /// `nextRefresh`, Int64.min for none: an optional's tag byte costs 8 with padding.
+    private var nextRefreshOrNone = Int64.min
+    /// Only while a refresh is in progress: out of the idle state of every certificate.
+    fileprivate var attempt: FetchAttempt?
+    /// Last, where its tag byte shares the padding with what follows.
     fileprivate var timer: RefreshSchedule<TrackedCertificate>.Ticket?
-    fileprivate var transfer: HTTPTransferHandle?
-    /// A verified staple waiting for its batch to reach the disk.
-    fileprivate var pendingWrite: BatchedFileWriter.Ticket?
-    /// The responder URL being tried (an index into `record.ocspURLs`) and what the ones
-    /// before it answered during this attempt.
-    fileprivate var urlIndex = 0
-    fileprivate var attemptErrors: [String] = []
-    /// This try of the current URL goes straight to the responder (the proxy failed).
-    fileprivate var bypassesProxy = false
-    /// The proxy the current request went through, nil when direct.
-    fileprivate var proxy: ProxyURL?
 
     init() {}
 
@@ -546,7 +549,7 @@ struct RefreshState {
     }
 
     /// From the request until the staple is on disk: a refresh in progress.
-    var isFetching: Bool { transfer != nil || pendingWrite != nil }
+    var isFetching: Bool { attempt?.isBusy ?? false }
 }
 
 /// What `StapleReader` (`--push-only`) may change: it serves staples another Stapler
