@@ -114,8 +114,8 @@ final class CertificateDiscoveryTests: XCTestCase {
         touch("\(certs)/new.tmp")
         XCTAssertEqual(rename("\(certs)/new.tmp", "\(certs)/replaced.pem"), 0)
 
-        let identities = Set(known.values.map(FileIdentity.init))
-        let shortcut = UnchangedFileShortcut(watchedDirectories: [directory], knownFiles: identities)
+        let inodes = Set(known.values.map(\.inode))
+        let shortcut = UnchangedFileShortcut(watchedDirectories: [directory], knownInodes: inodes)
         let second = CertificateDiscovery.scan([directory], rules: DiscoveryRules(), shortcut: shortcut)
         var found: [String: FileStatus] = [:]
         for file in second.files { found[file.path.lastComponent.description] = file.status }
@@ -125,7 +125,7 @@ final class CertificateDiscoveryTests: XCTestCase {
         XCTAssertEqual(found["link.pem"]?.modified, try FileSystem.status(FilePath(temp.file("target.pem"))).modified,
                        "a link is followed and stat'ed every time")
 
-        let uncovered = UnchangedFileShortcut(watchedDirectories: [], knownFiles: identities)
+        let uncovered = UnchangedFileShortcut(watchedDirectories: [], knownInodes: inodes)
         let third = CertificateDiscovery.scan([directory], rules: DiscoveryRules(), shortcut: uncovered)
         XCTAssertEqual(third.unchangedWithoutStat, 0)
         XCTAssertEqual(third.files.count, 5)

@@ -99,7 +99,7 @@ final class CertificateWatcherTests: XCTestCase {
             case .absent(let path): known[path] = nil
             }
         }
-        watcher.knownFiles = { Set(known.values.map(FileIdentity.init)) }
+        watcher.knownInodes = { Set(known.values.map(\.inode)) }
         var settings = CertificateWatcher.Settings()
         settings.locations = [FilePath(temp.path)]
         settings.rescanInterval = .milliseconds(50)

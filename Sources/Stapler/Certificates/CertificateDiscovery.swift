@@ -84,21 +84,11 @@ struct DiscoveredFile: Equatable, Sendable {
 struct UnchangedFileShortcut {
     /// Directories watched, with no event lost, since their files were last stat'ed.
     var watchedDirectories: Set<FilePath>
-    /// The files the caller knows, by device and inode.
-    var knownFiles: Set<FileIdentity>
-}
-
-/// A file by what names cannot change: its file system and inode.
-struct FileIdentity: Hashable {
-    var device: UInt64
-    var inode: UInt64
-
-    init(device: UInt64, inode: UInt64) {
-        self.device = device
-        self.inode = inode
-    }
-
-    init(_ status: FileStatus) { self.init(device: status.device, inode: status.inode) }
+    /// The inode numbers of the files the caller knows. Numbers only, not devices (8 bytes
+    /// fewer per certificate kept): a file of another file system with a known number would
+    /// be counted too, but only a new name can be such a file, and in a covered directory
+    /// every new name raises an event, handled as it comes.
+    var knownInodes: Set<UInt64>
 }
 
 /// What one scan of the configured paths found.
@@ -223,8 +213,7 @@ enum CertificateDiscovery {
             guard isCandidate || mayDescend else { return }
             // A known file passed the ignore patterns when it was found, and they change
             // only with a reload, whose scan stats everything.
-            if isCandidate, entry.kind == .regular, let shortcut,
-               shortcut.knownFiles.contains(FileIdentity(device: status.device, inode: entry.inode)) {
+            if isCandidate, entry.kind == .regular, let shortcut, shortcut.knownInodes.contains(entry.inode) {
                 result.unchangedWithoutStat += 1
                 return
             }

@@ -65,15 +65,15 @@ extension Daemon {
         }
     }
 
-    /// The files the table holds, by identity, for a periodic rescan that may count them
+    /// The files the table holds, by inode, for a periodic rescan that may count them
     /// instead of stat'ing them. The same walk of the table catches up refreshes whose time
     /// has passed (what a full scan's reconciliation does file by file): the files only
     /// counted are never looked up, and one walk of 100,000 objects is enough per rescan.
-    func knownFilesForRescan() -> Set<FileIdentity> {
-        var known = Set<FileIdentity>(minimumCapacity: certificates.count)
+    func knownInodesForRescan() -> Set<UInt64> {
+        var known = Set<UInt64>(minimumCapacity: certificates.count)
         let now = UTCTime.now()
         for certificate in certificates.values {
-            known.insert(FileIdentity(certificate.fileStatus))
+            known.insert(certificate.inode)
             if !isStopping { refresher.catchUpIfLate(certificate, now: now) }
         }
         return known

@@ -138,7 +138,7 @@ final class Daemon {
             clockSteps = try WallClockSteps(loop: loop) { [unowned self] in self.clockStepped(by: $0) }
         }
         try watcher.configure(Self.watchSettings(options))
-        watcher.knownFiles = { [unowned self] in knownFilesForRescan() }
+        watcher.knownInodes = { [unowned self] in knownInodesForRescan() }
         haproxy.configure(sockets: options.allHAProxySockets, keepalive: options.haproxySocketKeepalive)
         logger.info("starting: \(options.certificateLocations.count) certificate path(s), "
                     + "\(options.allHAProxySockets.count) HAProxy socket(s)"

@@ -16,6 +16,9 @@ final class TrackedCertificate {
     /// What `stat` said when the file was last read, as a 64-bit hash: only ever compared,
     /// and 8 bytes instead of 56 (a change goes unnoticed with odds of 1 in 2^64).
     private var fileStatusHash: Int
+    /// The file's inode when last read: a periodic rescan counts a file whose listing shows
+    /// it, in a directory inotify covers, as unchanged (`UnchangedFileShortcut`).
+    private(set) var inode: UInt64
     /// Nil while the file yields nothing to staple.
     var record: CertificateRecord?
     /// Why there is nothing to staple (no OCSP URL, expired, unreadable...), as last logged.
@@ -36,12 +39,16 @@ final class TrackedCertificate {
         self.path = path
         locationIndex = Int32(clamping: location)
         fileStatusHash = Self.hash(fileStatus)
+        inode = fileStatus.inode
     }
 
     /// A difference from what `stat` said when the file was last read means "read it again".
     func hasStatus(_ status: FileStatus) -> Bool { fileStatusHash == Self.hash(status) }
 
-    func noteStatus(_ status: FileStatus) { fileStatusHash = Self.hash(status) }
+    func noteStatus(_ status: FileStatus) {
+        fileStatusHash = Self.hash(status)
+        inode = status.inode
+    }
 
     private static func hash(_ status: FileStatus) -> Int {
         var hasher = Hasher()

@@ -62,8 +62,8 @@ final class CertificateWatcher {
     /// no event lost since: the periodic rescan may skip the `stat` of their unchanged files.
     private var eventCoveredDirectories = Set<FilePath>()
     private var lastFullScan = MonotonicInstant(nanoseconds: 0)
-    /// The files the daemon knows (their last `stat`), for the periodic rescan's shortcut.
-    var knownFiles: (() -> Set<FileIdentity>)?
+    /// The inode numbers of the files the daemon knows, for the periodic rescan's shortcut.
+    var knownInodes: (() -> Set<UInt64>)?
     /// Unreadable paths, with the reason last logged, so each is reported once per change.
     private var reportedProblems: [FilePath: String] = [:]
     private var isClosed = false
@@ -119,7 +119,7 @@ final class CertificateWatcher {
         let fullScanDue = now.duration(since: lastFullScan) >= settings.fullScanInterval
         let shortcut = trustingEvents && inotify != nil && !fullScanDue
             && !eventCoveredDirectories.isEmpty
-            ? knownFiles.map { UnchangedFileShortcut(watchedDirectories: eventCoveredDirectories, knownFiles: $0()) }
+            ? knownInodes.map { UnchangedFileShortcut(watchedDirectories: eventCoveredDirectories, knownInodes: $0()) }
             : nil
         let watchedBefore = watchedDirectories.mapValues(\.watch)
         let result = CertificateDiscovery.scan(settings.locations, rules: settings.rules, shortcut: shortcut)
