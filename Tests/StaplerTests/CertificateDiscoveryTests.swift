@@ -101,8 +101,8 @@ final class CertificateDiscoveryTests: XCTestCase {
                       "\(certs) is on a file system this test expects inotify to cover (ext4, tmpfs...)")
         let first = CertificateDiscovery.scan([directory], rules: DiscoveryRules())
         XCTAssertEqual(first.files.count, 4)
-        var known: [String: FileStatus] = [:]
-        for file in first.files { known[file.path.lastComponent.description] = file.status }
+        var known: [String: FileVersion] = [:]
+        for file in first.files { known[file.path.lastComponent.description] = file.version }
 
         var later = [timeval(tv_sec: time(nil) + 3600, tv_usec: 0), timeval(tv_sec: time(nil) + 3600, tv_usec: 0)]
         XCTAssertEqual(utimes("\(certs)/touched.pem", &later), 0)
@@ -117,19 +117,19 @@ final class CertificateDiscoveryTests: XCTestCase {
         let inodes = Set(known.values.map(\.inode))
         let shortcut = UnchangedFileShortcut(watchedDirectories: [directory], knownInodes: inodes)
         let second = CertificateDiscovery.scan([directory], rules: DiscoveryRules(), shortcut: shortcut)
-        var found: [String: FileStatus] = [:]
-        for file in second.files { found[file.path.lastComponent.description] = file.status }
+        var found: [String: FileVersion] = [:]
+        for file in second.files { found[file.path.lastComponent.description] = file.version }
         XCTAssertEqual(Set(found.keys), ["replaced.pem", "link.pem", "added.pem"], "stat'ed")
         XCTAssertEqual(second.unchangedWithoutStat, 2, "kept.pem and touched.pem, only counted")
         XCTAssertNotEqual(found["replaced.pem"]?.inode, known["replaced.pem"]?.inode)
-        XCTAssertEqual(found["link.pem"]?.modified, try FileSystem.status(FilePath(temp.file("target.pem"))).modified,
+        XCTAssertEqual(found["link.pem"], FileVersion(try FileSystem.status(FilePath(temp.file("target.pem")))),
                        "a link is followed and stat'ed every time")
 
         let uncovered = UnchangedFileShortcut(watchedDirectories: [], knownInodes: inodes)
         let third = CertificateDiscovery.scan([directory], rules: DiscoveryRules(), shortcut: uncovered)
         XCTAssertEqual(third.unchangedWithoutStat, 0)
         XCTAssertEqual(third.files.count, 5)
-        XCTAssertNotEqual(third.files.first { $0.path.lastComponent == "touched.pem" }?.status, known["touched.pem"],
+        XCTAssertNotEqual(third.files.first { $0.path.lastComponent == "touched.pem" }?.version, known["touched.pem"],
                           "stat'ed: the touch shows")
     }
 

@@ -49,34 +49,18 @@ final class CertificateWatcherTests: XCTestCase {
     /// A burst of writes to one file is one observation once the burst settles, and the
     /// same wait sees the next change.
     func testBurstsAreCoalesced() throws {
-        let temp = try TemporaryDirectory(prefix: "stapler-watcher-burst")
-        let loop = try EventLoop()
-        let logger = try Logger(verbosity: .info, toStandardOutput: false, directory: FilePath(temp.path), syslog: false)
-        var present = 0
-        var scans = 0
-        let watcher = CertificateWatcher(loop: loop, logger: logger) {
-            switch $0 {
-            case .present: present += 1
-            case .scanned, .rescanned: scans += 1
-            case .absent: break
-            }
-        }
-        var settings = CertificateWatcher.Settings()
-        settings.locations = [FilePath(temp.path)]
-        try watcher.configure(settings)
-        defer { watcher.close() }
-        watcher.rescan()
-        try loop.runForTest(deadline: .seconds(5)) { scans == 2 }
+        let rig = try WatchedDirectory(prefix: "stapler-watcher-burst")
+        let (temp, loop) = (rig.temp, rig.loop)
         let path = temp.file("site.pem")
         for round in 0..<50 { try Data("\(round)".utf8).write(to: URL(fileURLWithPath: path)) }
-        try loop.runForTest(deadline: .seconds(5)) { present > 0 }
+        try loop.runForTest(deadline: .seconds(5)) { !rig.present.isEmpty }
         // Longer than the coalescing window: no second observation for the same burst.
         var settled = false
         loop.schedule(after: CertificateWatcher.changeDelay * 3) { settled = true }
         try loop.runForTest(deadline: .seconds(5)) { settled }
-        XCTAssertEqual(present, 1)
+        XCTAssertEqual(rig.present.count, 1)
         try Data("again".utf8).write(to: URL(fileURLWithPath: path))
-        try loop.runForTest(deadline: .seconds(5)) { present == 2 }
+        try loop.runForTest(deadline: .seconds(5)) { rig.present.count == 2 }
     }
     /// Periodic rescans stat a watched directory's files only where inotify could have
     /// missed a change. A file rewritten in place and still held open raises no event the
@@ -88,14 +72,14 @@ final class CertificateWatcherTests: XCTestCase {
         let logger = try Logger(verbosity: .info, toStandardOutput: false, directory: FilePath(temp.path), syslog: false)
         let path = FilePath(temp.file("site.pem"))
         try Data("first".utf8).write(to: URL(fileURLWithPath: path.description))
-        var known: [FilePath: FileStatus] = [:]
+        var known: [FilePath: FileVersion] = [:]
         var scans = 0
         let watcher = CertificateWatcher(loop: loop, logger: logger) {
             switch $0 {
             case .scanned(let files), .rescanned(let files, _):
                 scans += 1
-                for file in files { known[file.path] = file.status }
-            case .present(let path, let status, _): known[path] = status
+                for file in files { known[file.path] = file.version }
+            case .present(let path, let status, _): known[path] = FileVersion(status)
             case .absent(let path): known[path] = nil
             }
         }
@@ -114,7 +98,7 @@ final class CertificateWatcherTests: XCTestCase {
         let writer = try XCTUnwrap(FileHandle(forWritingAtPath: path.description))
         defer { try? writer.close() }
         writer.write(Data("second, written in place".utf8))
-        let changed = try FileSystem.status(path)
+        let changed = FileVersion(try FileSystem.status(path))
         XCTAssertNotEqual(changed, before)
         let seen = scans
         try loop.runForTest(deadline: .seconds(5)) { scans >= seen + 5 }
@@ -129,13 +113,29 @@ final class CertificateWatcherTests: XCTestCase {
     /// (the periodic rescan would count it as a file it knows, by inode, until its hourly
     /// full look).
     func testAHardLinkIsReportedByItsEvent() throws {
-        let temp = try TemporaryDirectory(prefix: "stapler-watcher-link")
-        let loop = try EventLoop()
+        let rig = try WatchedDirectory(prefix: "stapler-watcher-link", files: ["a.pem": "a"])
+        let temp = rig.temp
+        XCTAssertEqual(link(temp.file("a.pem"), temp.file("b.pem")), 0)
+        try rig.loop.runForTest(deadline: .seconds(5)) { !rig.present.isEmpty }
+        XCTAssertEqual(rig.present, [FilePath(temp.file("b.pem"))])
+    }
+}
+
+/// A watcher over one temporary directory on a real loop, counting what it reports, ready
+/// once its first scan and the second listing of the newly watched directory are done.
+private final class WatchedDirectory {
+    let temp: TemporaryDirectory
+    let loop: EventLoop
+    private(set) var watcher: CertificateWatcher!
+    private(set) var scans = 0
+    private(set) var present: [FilePath] = []
+
+    init(prefix: String, files: [String: String] = [:]) throws {
+        temp = try TemporaryDirectory(prefix: prefix)
+        for (name, text) in files { try Data(text.utf8).write(to: URL(fileURLWithPath: temp.file(name))) }
+        loop = try EventLoop()
         let logger = try Logger(verbosity: .info, toStandardOutput: false, directory: FilePath(temp.path), syslog: false)
-        try Data("a".utf8).write(to: URL(fileURLWithPath: temp.file("a.pem")))
-        var scans = 0
-        var present: [FilePath] = []
-        let watcher = CertificateWatcher(loop: loop, logger: logger) {
+        watcher = CertificateWatcher(loop: loop, logger: logger) { [unowned self] in
             switch $0 {
             case .scanned, .rescanned: scans += 1
             case .present(let path, _, _): present.append(path)
@@ -145,11 +145,9 @@ final class CertificateWatcherTests: XCTestCase {
         var settings = CertificateWatcher.Settings()
         settings.locations = [FilePath(temp.path)]
         try watcher.configure(settings)
-        defer { watcher.close() }
         watcher.rescan()
-        try loop.runForTest(deadline: .seconds(5)) { scans == 2 }
-        XCTAssertEqual(link(temp.file("a.pem"), temp.file("b.pem")), 0)
-        try loop.runForTest(deadline: .seconds(5)) { !present.isEmpty }
-        XCTAssertEqual(present, [FilePath(temp.file("b.pem"))])
+        try loop.runForTest(deadline: .seconds(5)) { self.scans == 2 }
     }
+
+    deinit { watcher.close() }
 }

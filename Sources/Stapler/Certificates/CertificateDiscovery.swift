@@ -64,13 +64,20 @@ struct DiscoveryRules: Sendable {
     }
 }
 
-/// A certificate file found by a scan, with what `stat` said, to tell later scans whether it
-/// changed without reading it.
-struct DiscoveredFile: Equatable, Sendable {
+/// A certificate file found by a scan, with what `stat` said (as a `FileVersion`: the first
+/// scan of 100,000 files holds them all at once), to tell later scans whether it changed
+/// without reading it.
+struct DiscoveredFile: Equatable {
     var path: FilePath
-    var status: FileStatus
+    var version: FileVersion
     /// Index of the configured location it was found under (for its HAProxy sockets).
     var location: Int
+
+    init(path: FilePath, status: FileStatus, location: Int) {
+        self.path = path
+        version = FileVersion(status)
+        self.location = location
+    }
 }
 
 /// What lets a periodic rescan take a file as unchanged without a `stat`: the kernel would

@@ -11,8 +11,9 @@ extension Daemon {
             reconcile(files, unchangedWithoutStat: unchanged)
         case .present(let path, let status, let location):
             if let certificate = certificates[path] {
-                guard !certificate.hasStatus(status) else { return }
-                certificate.noteStatus(status)
+                let version = FileVersion(status)
+                guard !certificate.hasVersion(version) else { return }
+                certificate.noteVersion(version)
                 loads.add(certificate, changed: true)
             } else if let location {
                 let certificate = TrackedCertificate(path: path, location: location, fileStatus: status)
@@ -40,14 +41,14 @@ extension Daemon {
             if let certificate = certificates[file.path] {
                 foundKnown += 1
                 if certificate.location != file.location { certificate.location = file.location }
-                if !certificate.hasStatus(file.status) {
-                    certificate.noteStatus(file.status)
+                if !certificate.hasVersion(file.version) {
+                    certificate.noteVersion(file.version)
                     loads.add(certificate, changed: true)
                 } else if !isStopping {
                     refresher.catchUpIfLate(certificate, now: now)
                 }
             } else {
-                let certificate = TrackedCertificate(path: file.path, location: file.location, fileStatus: file.status)
+                let certificate = TrackedCertificate(path: file.path, location: file.location, version: file.version)
                 certificates[file.path] = certificate
                 loads.add(certificate, changed: false)
             }

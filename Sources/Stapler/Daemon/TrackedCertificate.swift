@@ -13,12 +13,11 @@ final class TrackedCertificate {
         get { Int(locationIndex) }
         set { locationIndex = Int32(clamping: newValue) }
     }
-    /// What `stat` said when the file was last read, as a 64-bit hash: only ever compared,
-    /// and 8 bytes instead of 56 (a change goes unnoticed with odds of 1 in 2^64).
-    private var fileStatusHash: Int
+    /// What `stat` said when the file was last read, reduced to what tells versions apart.
+    private var version: FileVersion
     /// The file's inode when last read: a periodic rescan counts a file whose listing shows
     /// it, in a directory inotify covers, as unchanged (`UnchangedFileShortcut`).
-    private(set) var inode: UInt64
+    var inode: UInt64 { version.inode }
     /// Nil while the file yields nothing to staple.
     var record: CertificateRecord?
     /// Why there is nothing to staple (no OCSP URL, expired, unreadable...), as last logged.
@@ -35,32 +34,20 @@ final class TrackedCertificate {
     /// 256-byte block for malloc instead of 272. A configuration has a handful of locations.
     private var locationIndex: Int32
 
-    init(path: FilePath, location: Int, fileStatus: FileStatus) {
+    init(path: FilePath, location: Int, version: FileVersion) {
         self.path = path
         locationIndex = Int32(clamping: location)
-        fileStatusHash = Self.hash(fileStatus)
-        inode = fileStatus.inode
+        self.version = version
+    }
+
+    convenience init(path: FilePath, location: Int, fileStatus: FileStatus) {
+        self.init(path: path, location: location, version: FileVersion(fileStatus))
     }
 
     /// A difference from what `stat` said when the file was last read means "read it again".
-    func hasStatus(_ status: FileStatus) -> Bool { fileStatusHash == Self.hash(status) }
+    func hasVersion(_ other: FileVersion) -> Bool { version == other }
 
-    func noteStatus(_ status: FileStatus) {
-        fileStatusHash = Self.hash(status)
-        inode = status.inode
-    }
-
-    private static func hash(_ status: FileStatus) -> Int {
-        var hasher = Hasher()
-        hasher.combine(status.device)
-        hasher.combine(status.inode)
-        hasher.combine(status.size)
-        hasher.combine(status.modified)
-        hasher.combine(status.changed)
-        hasher.combine(status.mode)
-        hasher.combine(status.kind == .regular ? 0 : status.kind == .directory ? 1 : status.kind == .symlink ? 2 : 3)
-        return hasher.finalize()
-    }
+    func noteVersion(_ other: FileVersion) { version = other }
 }
 
 /// Kinds of "nothing to staple", for counting: only `unusable` is a failure of ours.
