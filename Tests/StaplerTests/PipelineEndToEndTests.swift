@@ -36,6 +36,9 @@ final class PipelineEndToEndTests: XCTestCase {
         /// Their responders answer HTTP 500 and garbage.
         let failing: TestPKI.Leaf
         let garbage: TestPKI.Leaf
+        /// Its responder embeds no certificate in its answers (Let's Encrypt's shape).
+        let bare: TestPKI.Leaf
+        let bareResponder: OCSPResponderProcess
 
         init() throws {
             temp = try TemporaryDirectory(prefix: "stapler-pipeline")
@@ -59,11 +62,17 @@ final class PipelineEndToEndTests: XCTestCase {
             unknown = try pki.issueLeaf(commonName: "unknown.test", ocspURLs: [live])
             try pki.revoke(revoked)
             try pki.forget(unknown)
+            let barePort = freeLoopbackPort()
+            bare = try pki.issueLeaf(commonName: "bare.test", ocspURLs: ["http://127.0.0.1:\(barePort)/"])
             responder = try OCSPResponderProcess(pki: pki, port: responderPort)
+            bareResponder = try OCSPResponderProcess(pki: pki, port: barePort, embeddingSigner: false)
         }
     }
 
-    private static let shared = SharedFixture(make: { try Fixture() }, release: { $0.responder.stop() })
+    private static let shared = SharedFixture(make: { try Fixture() }, release: {
+        $0.responder.stop()
+        $0.bareResponder.stop()
+    })
 
     override class func tearDown() {
         shared.tearDown()
@@ -104,6 +113,23 @@ final class PipelineEndToEndTests: XCTestCase {
         XCTAssertEqual(critical.count, 1, run.output)
         XCTAssertTrue(critical.first?.contains(revoked) == true && critical.first?.contains("REVOKED") == true,
                       run.output)
+    }
+
+    /// Answers that embed no certificate take the verifier's fast path: stapled, checked by
+    /// openssl, and recycled by the next run without asking again.
+    func testAnswersWithoutEmbeddedCertificatesAreStapledAndRecycled() throws {
+        let certs = try directory("certs")
+        let bundle = try place(fixture.bare, as: "bare.pem", in: certs)
+
+        let run = try stapler(["--one-off", certs])
+        XCTAssertEqual(run.status, 0, run.output)
+        XCTAssertEqual(try pki.verifyWithOpenSSL(staple: bundle + ".ocsp", for: fixture.bare), "good")
+        let requests = fixture.bareResponder.requestCount(serial: fixture.bare.serial)
+        XCTAssertGreaterThan(requests, 0)
+
+        let recycled = try stapler(["--one-off", certs])
+        XCTAssertEqual(recycled.status, 0, recycled.output)
+        XCTAssertEqual(fixture.bareResponder.requestCount(serial: fixture.bare.serial), requests, "recycled, not asked again")
     }
 
     // MARK: 2. Recycling

@@ -9,11 +9,11 @@ public final class OCSPResponderProcess {
     private let logPath: String
 
     /// Starts the responder and waits until it accepts connections. `signer` defaults to the
-    /// CA itself. The responder re-reads index.txt when it changes, so revocations take
+    /// CA itself; `embeddingSigner: false` leaves its certificate out of the answers. The responder re-reads index.txt when it changes, so revocations take
     /// effect without a restart.
     /// `environment` is added to the test's own (a clock offset through libfaketime, say).
     public init(pki: TestPKI, port: UInt16 = freeLoopbackPort(), signer: (certificate: String, key: String)? = nil,
-                validForMinutes: Int? = nil, environment: [String: String] = [:]) throws {
+                validForMinutes: Int? = nil, embeddingSigner: Bool = true, environment: [String: String] = [:]) throws {
         self.port = port
         url = "http://127.0.0.1:\(port)/"
         logPath = "\(pki.directory)/responder-\(port).log"
@@ -26,6 +26,8 @@ public final class OCSPResponderProcess {
                          "-rsigner", signer?.certificate ?? pki.certificate, "-rkey", signer?.key ?? pki.key,
                          "-CA", pki.certificate, "-req_text"]
         if let validForMinutes { arguments += ["-nmin", String(validForMinutes)] } else { arguments += ["-ndays", "1"] }
+        // Without the signer's certificate, as Let's Encrypt answers.
+        if !embeddingSigner { arguments.append("-resp_no_certs") }
         process.arguments = arguments
         let log = FileHandle(forWritingAtPath: logPath)
         process.standardOutput = log

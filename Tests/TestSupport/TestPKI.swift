@@ -22,8 +22,9 @@ public final class TestPKI {
     private let leafRequest: String
     private var extensionCounter = 0
 
-    /// Creates a root CA, or a CA signed by `parent` (an intermediate).
-    public init(directory: String, name: String = "Stapler Test CA", parent: TestPKI? = nil) throws {
+    /// Creates a root CA, or a CA signed by `parent` (an intermediate), with an EC P-256 key
+    /// or, with `rsaKey`, an RSA 2048 one (its leaves keep EC keys).
+    public init(directory: String, name: String = "Stapler Test CA", parent: TestPKI? = nil, rsaKey: Bool = false) throws {
         self.directory = directory
         self.name = name
         certificate = "\(directory)/ca.pem"
@@ -63,8 +64,9 @@ public final class TestPKI {
 
         parentRoot = parent?.rootCertificate
         let curve = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+        let caKey = rsaKey ? ["-newkey", "rsa:2048", "-nodes"] : curve
         if let parent {
-            try Shell.run(["openssl", "req", "-new"] + curve + ["-keyout", key, "-out", "\(directory)/ca.csr",
+            try Shell.run(["openssl", "req", "-new"] + caKey + ["-keyout", key, "-out", "\(directory)/ca.csr",
                            "-subj", "/CN=\(name)", "-config", config])
             try parent.sign(request: "\(directory)/ca.csr", output: certificate, extensions: """
                 basicConstraints = critical,CA:TRUE
@@ -73,7 +75,7 @@ public final class TestPKI {
                 authorityKeyIdentifier = keyid
                 """)
         } else {
-            try Shell.run(["openssl", "req", "-x509"] + curve + ["-keyout", key, "-out", certificate,
+            try Shell.run(["openssl", "req", "-x509"] + caKey + ["-keyout", key, "-out", certificate,
                            "-subj", "/CN=\(name)", "-days", "60", "-config", config, "-extensions", "ca_ext"])
         }
         try Shell.run(["openssl", "req", "-new"] + curve + ["-keyout", leafKey, "-out", leafRequest,
@@ -157,9 +159,13 @@ public final class TestPKI {
     /// Signs an OCSP response for `leaf` offline, as `openssl ocsp` would serve it. The signer
     /// is the CA unless a delegated responder (or any other certificate and key) is given.
     /// `alsoEmbedding`: a PEM file of further certificates the response carries (`-rother`).
+    /// `embeddingSigner: false` leaves the signer's certificate out (`-resp_no_certs`, as
+    /// Let's Encrypt answers); `responderIDByKey` names the signer by its key hash
+    /// (`-resp_key_id`) instead of its name.
     public func ocspResponse(for leaf: Leaf, signer: (certificate: String, key: String)? = nil,
                              validForMinutes: Int? = nil, validForDays: Int = 1,
-                             alsoEmbedding others: String? = nil) throws -> Data {
+                             alsoEmbedding others: String? = nil, embeddingSigner: Bool = true,
+                             responderIDByKey: Bool = false, digest: String? = nil) throws -> Data {
         let output = "\(directory)/response-\(leaf.serial)-\(UUID().uuidString).der"
         let signerCert = signer?.certificate ?? certificate
         let signerKey = signer?.key ?? key
@@ -167,7 +173,9 @@ public final class TestPKI {
         if let validForMinutes { validity = ["-nmin", String(validForMinutes)] }
         try Shell.run(["openssl", "ocsp", "-index", index, "-rsigner", signerCert, "-rkey", signerKey,
                        "-CA", certificate, "-issuer", certificate, "-cert", leaf.certificate,
-                       "-respout", output, "-no_nonce"] + validity + (others.map { ["-rother", $0] } ?? []))
+                       "-respout", output, "-no_nonce"] + validity + (others.map { ["-rother", $0] } ?? [])
+                       + (embeddingSigner ? [] : ["-resp_no_certs"]) + (responderIDByKey ? ["-resp_key_id"] : [])
+                       + (digest.map { ["-rmd", $0] } ?? []))
         defer { try? FileManager.default.removeItem(atPath: output) }
         return try Data(contentsOf: URL(fileURLWithPath: output))
     }

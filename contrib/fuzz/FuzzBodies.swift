@@ -169,6 +169,52 @@ enum FuzzBodies {
                                cacheMaxAge: nil, certificateNotAfter: record.notAfter, now: now, random: 0.5)
     }
 
+    /// The OCSP fast path against OpenSSL's full check. Each input is tried as it came and,
+    /// when it has the fast path's shape, signed again with the CA's key, so that mutations
+    /// of the signed part reach the acceptance rather than stop at the signature: whatever
+    /// the fast path accepts, the full check must accept, with the same result.
+    static func ocspFast(_ bytes: [UInt8], record: CertificateRecord, now: Int64, signingKey: OpaquePointer) {
+        compareOCSPPaths(bytes, record: record, now: now)
+        if let layout = OCSPResponseFastPath.layout(of: bytes), let resigned = resign(bytes, layout, key: signingKey) {
+            compareOCSPPaths(resigned, record: record, now: now)
+        }
+    }
+
+    private static func compareOCSPPaths(_ der: [UInt8], record: CertificateRecord, now: Int64) {
+        let skew = OCSPResponseVerifier.defaultClockSkew
+        guard let fast = OCSPResponseFastPath.accept(der, certID: record.certID, issuer: record.issuer, now: now,
+                                                     allowedClockSkew: skew) else { return }
+        guard let full = try? OCSPResponseVerifier.verifyWithOpenSSL(der, certID: record.certID, issuer: record.issuer,
+                                                                     now: now, allowedClockSkew: skew) else {
+            fatalError("ocspfast: the fast path accepted a response the full check refuses")
+        }
+        precondition(fast == full, "ocspfast: the fast path and the full check give different results")
+    }
+
+    /// `der` with a signature by `key` over the same signed part, under the algorithm of the
+    /// key's kind with the layout's digest; the enclosing lengths encoded again.
+    private static func resign(_ der: [UInt8], _ layout: OCSPResponseFastPath.Layout, key: OpaquePointer) -> [UInt8]? {
+        defer { OpenSSLErrorQueue.clear() }
+        let kind: ResponseSignerKey.KeyKind = EVP_PKEY_get_base_id(key) == EVP_PKEY_EC ? .ec : .rsa
+        guard let algorithm = OCSPResponseFastPath.SignatureAlgorithm.allCases.first(where: {
+            $0.digest == layout.algorithm.digest && $0.keyKind == kind
+        }), let context = EVP_MD_CTX_new() else { return nil }
+        defer { EVP_MD_CTX_free(context) }
+        let signed = Array(der[layout.signed])
+        var length = 0
+        guard EVP_DigestSignInit_ex(context, nil, algorithm.digest.name, nil, nil, key, nil) == 1,
+              EVP_DigestSign(context, nil, &length, signed, signed.count) == 1 else { return nil }
+        var signature = [UInt8](repeating: 0, count: length)
+        guard EVP_DigestSign(context, &signature, &length, signed, signed.count) == 1 else { return nil }
+        var basic = signed + algorithm.der + ASN1.element(tag: 0x03, wrapping: [0] + signature.prefix(length))
+        if !layout.certificates.isEmpty {
+            basic += ASN1.element(tag: 0xA0, wrapping: ASN1.sequence(wrapping: layout.certificates.flatMap { der[$0] }))
+        }
+        let responseBytes = ASN1.sequence(wrapping: OCSPResponseFastPath.basicResponseType
+                                          + ASN1.element(tag: 0x04, wrapping: ASN1.sequence(wrapping: basic)))
+        return ASN1.sequence(wrapping: [0x0A, 0x01, 0x00] + ASN1.element(tag: 0xA0, wrapping: responseBytes))
+    }
+
     /// What a CA Issuers URL answered: decoded as DER, PEM or PKCS#7, every certificate found
     /// then judged as the issuer of `leaf`, and an accepted one encoded as the `.issuer` file.
     static func issuer(_ bytes: [UInt8], leaf: X509Certificate) {

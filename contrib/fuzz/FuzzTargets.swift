@@ -2,6 +2,7 @@
 // together with the daemon's sources (all in one module, so internal types are reachable);
 // STAPLER_FUZZ_TARGET picks the target. This enum is the one list of targets: run.sh asks
 // the binary for it (STAPLER_FUZZ_TARGET=list), and contrib/fuzz/README.md explains each.
+import COpenSSL
 import Glibc
 
 enum FuzzTarget: String, CaseIterable {
@@ -12,6 +13,7 @@ enum FuzzTarget: String, CaseIterable {
     case launcherrequest, launcherreport
     case proxy
     case leaf
+    case ocspfast
 
     /// What the target feeds its input to, as `run.sh` and the README list it.
     var summary: String {
@@ -35,6 +37,7 @@ enum FuzzTarget: String, CaseIterable {
         case .launcherreport: "the daemon's reading of the --on-update launcher's frames: started, failed, finished, refused"
         case .dns: "STAPLER_DNS_SERVERS lists, URL hosts and ports, c-ares answers (ares_addrinfo) read into addresses"
         case .proxy: "--ocsp-proxy and http_proxy values, no_proxy lists, through to each URL's route"
+        case .ocspfast: "OCSP responses on the fast path against OpenSSL's full check, as they came and signed again by the CA: what the fast path accepts, the full check accepts alike"
         case .leaf: "end-entity certificate DER: our strict leaf decoder against OpenSSL's path, field by field and as a bundle with a known issuer"
         }
     }
@@ -49,6 +52,9 @@ nonisolated(unsafe) private var bundlePath: FilePath = "/"
 nonisolated(unsafe) private var issuedLeaf: X509Certificate?
 /// The CA the `leaf` target checks its inputs against (STAPLER_FUZZ_BUNDLE's CA).
 nonisolated(unsafe) private var leafIssuer: FuzzBodies.LeafIssuer?
+/// The CA's private key, with which the `ocspfast` target signs its inputs again
+/// (STAPLER_FUZZ_SIGNER_KEY, PEM).
+nonisolated(unsafe) private var signingKey: OpaquePointer?
 /// A fixed "now" for the `ocsp` target, so runs reproduce (STAPLER_FUZZ_NOW, Unix seconds).
 nonisolated(unsafe) private var fixedNow: Int64 = 0
 
@@ -85,9 +91,18 @@ public func fuzzInitialize(_ argc: UnsafeMutablePointer<Int32>,
         }
         leafIssuer = issuer
     }
-    if target == .ocsp {
+    if target == .ocspfast {
+        guard let path = environment("STAPLER_FUZZ_SIGNER_KEY"), let file = fopen(path, "r"),
+              let key = PEM_read_PrivateKey(file, nil, nil, nil) else {
+            standardError("the ocspfast target needs STAPLER_FUZZ_SIGNER_KEY (the bundle's CA key, PEM)")
+            exit(2)
+        }
+        fclose(file)
+        signingKey = key
+    }
+    if target == .ocsp || target == .ocspfast {
         guard let bundle = environment("STAPLER_FUZZ_BUNDLE") else {
-            standardError("the ocsp target needs STAPLER_FUZZ_BUNDLE (leaf and issuer PEM)")
+            standardError("the \(target.rawValue) target needs STAPLER_FUZZ_BUNDLE (leaf and issuer PEM)")
             exit(2)
         }
         fixedNow = environment("STAPLER_FUZZ_NOW").flatMap { Int64($0) } ?? UTCTime.now()
@@ -126,6 +141,7 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     case .launcherreport: FuzzBodies.launcherReport(bytes)
     case .proxy: FuzzBodies.proxy(bytes)
     case .leaf: FuzzBodies.leaf(bytes, issuer: leafIssuer!)
+    case .ocspfast: FuzzBodies.ocspFast(bytes, record: record!, now: fixedNow, signingKey: signingKey!)
     }
     return 0
 }

@@ -61,6 +61,11 @@ rm -rf "$pki" && mkdir -p "$pki"
         -respout good.der -no_nonce -ndays 3650 >/dev/null 2>&1
     openssl ocsp -index index.txt -rsigner ca.pem -rkey ca.key -CA ca.pem -issuer ca.pem -cert leaf.pem \
         -respout nonext.der -no_nonce >/dev/null 2>&1
+    # The fast path's shape: no certificate embedded, the responder named or by key hash.
+    openssl ocsp -index index.txt -rsigner ca.pem -rkey ca.key -CA ca.pem -issuer ca.pem -cert leaf.pem \
+        -respout bare.der -no_nonce -ndays 3650 -resp_no_certs >/dev/null 2>&1
+    openssl ocsp -index index.txt -rsigner ca.pem -rkey ca.key -CA ca.pem -issuer ca.pem -cert leaf.pem \
+        -respout bare-keyid.der -no_nonce -ndays 3650 -resp_no_certs -resp_key_id -rmd sha384 >/dev/null 2>&1
     # A delegated responder (id-kp-OCSPSigning) embedded in its answer: once it passed the
     # full check, mutations of the answer reach the split of OCSPResponseLayout.
     openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout delegate.key \
@@ -96,7 +101,8 @@ printf 'global\n  crt-base "/etc/ssl"\n  stats socket ${RUN}/a.sock level admin\
     > "$work/seeds/haproxycfg/small.cfg"
 printf '\x10+ + OCSP Response updated!\n\n> ' > "$work/seeds/framer/update"
 printf '\x04# filename\n/etc/a.pem\n/etc/b c.pem\n\n> ' > "$work/seeds/framer/list"
-cp "$pki/good.der" "$pki/nonext.der" "$pki/delegated.der" "$work/seeds/ocsp/"
+cp "$pki/good.der" "$pki/nonext.der" "$pki/delegated.der" "$pki/bare.der" "$pki/bare-keyid.der" "$work/seeds/ocsp/"
+cp "$pki/good.der" "$pki/delegated.der" "$pki/bare.der" "$pki/bare-keyid.der" "$work/seeds/ocspfast/"
 printf '\x30\x03\x0a\x01\x03' > "$work/seeds/ocsp/trylater.der"
 printf 'public, max-age=86400\0application/ocsp-response; charset=x' > "$work/seeds/headers/typical"
 printf 'max-age="60", no-transform, =\0Application/OCSP-Response\x7f\xff\xff\xff\xff\xff\xff\xff' > "$work/seeds/headers/extremes"
@@ -142,6 +148,7 @@ printf '\x0b\x00\x00\x00\x10\x82\x00\x00\x00\x02posix_spawn\x00\x00\x00+\x84a ru
 
 status=0
 export STAPLER_FUZZ_BUNDLE="$pki/bundle.pem"
+export STAPLER_FUZZ_SIGNER_KEY="$pki/ca.key"
 export STAPLER_FUZZ_NOW=$(date +%s)
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$root/contrib/fuzz/lsan.supp:print_suppressions=0}

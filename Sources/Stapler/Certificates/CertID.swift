@@ -60,6 +60,19 @@ struct CertID: Hashable, Sendable, CustomStringConvertible {
         return bytes
     }
 
+    /// Whether `bytes` are exactly this CertID's DER (`der`), compared without building it.
+    func isEncoded(by bytes: ArraySlice<UInt8>) -> Bool {
+        guard serialCount != Self.whole else { return bytes.elementsEqual(head.bytes) }
+        let count = Int(serialCount)
+        let headCount = head.bytes.count
+        guard bytes.count == 4 + headCount + count else { return false }
+        let start = bytes.startIndex
+        guard bytes[start] == 0x30, Int(bytes[start + 1]) == headCount + 2 + count,
+              bytes[(start + 2)..<(start + 2 + headCount)].elementsEqual(head.bytes),
+              bytes[start + 2 + headCount] == 0x02, bytes[start + 3 + headCount] == serialCount else { return false }
+        return withSerialBytes { bytes[(start + 4 + headCount)...].elementsEqual($0) }
+    }
+
     /// The serial number's INTEGER content (two's complement, as encoded); nil for a CertID
     /// whose bytes are not a canonical CertID.
     func withSerialContent<Result>(_ body: (UnsafeRawBufferPointer?) -> Result) -> Result {

@@ -17,6 +17,9 @@ final class Issuer: @unchecked Sendable, CustomStringConvertible {
     let leafCheck: IssuerLeafCheck?
     /// Responder certificates this issuer delegated to, already checked in full.
     let delegatedSigners = DelegatedSigners()
+    /// Its key, prepared for checking the responses it signs itself; nil when OpenSSL's
+    /// path must check them (a key kind `ResponseSignerKey` does not handle).
+    private(set) lazy var responseSignerKey: ResponseSignerKey? = ResponseSignerKey(certificate)
 
     init(certificate: X509Certificate, fingerprint: [UInt8]) {
         self.certificate = certificate

@@ -29,6 +29,15 @@ final class DelegatedSigners {
     struct Checked {
         let certificate: X509Certificate
         let der: [UInt8]
+        /// Its key prepared for signature checks (`OCSPResponseFastPath`); nil for a key
+        /// kind only OpenSSL's path checks.
+        let signerKey: ResponseSignerKey?
+
+        init(certificate: X509Certificate, der: [UInt8]) {
+            self.certificate = certificate
+            self.der = der
+            signerKey = ResponseSignerKey(certificate)
+        }
     }
 
     private struct Entry {
@@ -56,6 +65,21 @@ final class DelegatedSigners {
                   let checked = entry.checked,
                   entry.validity.notBefore <= time, time <= entry.validity.notAfter else { return nil }
             found.append(checked.certificate)
+        }
+        return found
+    }
+
+    /// The prepared keys of the remembered delegates that are `candidates`, byte for byte,
+    /// when every one of them is remembered, valid at `time` and has a prepared key; nil
+    /// otherwise.
+    func checkedKeys(_ candidates: [ArraySlice<UInt8>], at time: Int64) -> [ResponseSignerKey]? {
+        guard !candidates.isEmpty, !known.isEmpty else { return nil }
+        var found: [ResponseSignerKey] = []
+        for candidate in candidates {
+            guard let entry = known.values.first(where: { $0.checked.map { Self.equal($0.der, candidate) } ?? false }),
+                  let key = entry.checked?.signerKey,
+                  entry.validity.notBefore <= time, time <= entry.validity.notAfter else { return nil }
+            found.append(key)
         }
         return found
     }

@@ -28,10 +28,26 @@ enum OCSPResponseVerifier {
                        expectedNonce: [UInt8]? = nil) throws(OCSPResponseError) -> VerifiedOCSPResponse {
         // Whatever happens, leave OpenSSL's error queue empty for the next operation.
         defer { OpenSSLErrorQueue.clear() }
-        guard !der.isEmpty else { throw OCSPResponseError(.empty) }
-        guard der.count <= maximumResponseSize else {
-            throw OCSPResponseError(.tooLarge(size: der.count, limit: maximumResponseSize))
+        try checkSize(der)
+        // The common shape, checked without OpenSSL's OCSP decoder; anything else, and
+        // anything it would refuse, goes on to the full check below.
+        if expectedNonce == nil,
+           let accepted = OCSPResponseFastPath.accept(der, certID: certID, issuer: issuer, now: now,
+                                                      allowedClockSkew: allowedClockSkew) {
+            return accepted
         }
+        return try verifyWithOpenSSL(der, certID: certID, issuer: issuer, now: now, allowedClockSkew: allowedClockSkew,
+                                     expectedNonce: expectedNonce)
+    }
+
+    /// Every check made with OpenSSL's OCSP decoder, whatever the response's shape: what
+    /// `verify` does when the fast path does not accept. Internal for the tests and the fuzz
+    /// target that hold the two paths to the same verdicts.
+    static func verifyWithOpenSSL(_ der: [UInt8], certID: CertID, issuer: Issuer, now: Int64,
+                                  allowedClockSkew: Int64 = defaultClockSkew,
+                                  expectedNonce: [UInt8]? = nil) throws(OCSPResponseError) -> VerifiedOCSPResponse {
+        defer { OpenSSLErrorQueue.clear() }
+        try checkSize(der)
         // Certificates embedded that all passed the full check before (a delegated responder's,
         // in every answer): parse the response without them and check it with the remembered
         // ones. Only an acceptance counts; anything this path refuses is checked again as it
@@ -45,6 +61,13 @@ enum OCSPResponseVerifier {
         }
         return try verify(parsing: der, original: der, knownDelegates: nil, certID: certID, issuer: issuer, now: now,
                           allowedClockSkew: allowedClockSkew, expectedNonce: expectedNonce)
+    }
+
+    private static func checkSize(_ der: [UInt8]) throws(OCSPResponseError) {
+        guard !der.isEmpty else { throw OCSPResponseError(.empty) }
+        guard der.count <= maximumResponseSize else {
+            throw OCSPResponseError(.tooLarge(size: der.count, limit: maximumResponseSize))
+        }
     }
 
     /// Every check on `parseable`, which is `original` or `original` without its embedded
