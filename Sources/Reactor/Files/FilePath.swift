@@ -87,17 +87,8 @@ public struct FilePath: Hashable, Comparable, Sendable, CustomStringConvertible,
         FilePath(bytes: bytes + Array(suffix.utf8))
     }
 
-    /// Runs several times for every name of every scan: a comparison of the two buffers
-    /// (walking the String's UTF-8 view backwards was the costliest step of a rescan).
     public func hasSuffix(_ suffix: String) -> Bool {
-        var suffix = suffix
-        return suffix.withUTF8 { tail in
-            guard !tail.isEmpty else { return true }
-            guard tail.count <= bytes.count else { return false }
-            return bytes.withUnsafeBufferPointer { path in
-                memcmp(path.baseAddress! + (path.count - tail.count), tail.baseAddress!, tail.count) == 0
-            }
-        }
+        bytes.withUnsafeBufferPointer { $0.endsWith(suffix) }
     }
 
     public func withCString<R>(_ body: (UnsafePointer<CChar>) throws -> R) rethrows -> R {
@@ -146,5 +137,19 @@ public struct FilePath: Hashable, Comparable, Sendable, CustomStringConvertible,
         var decoder = UTF8()
         if case .scalarValue = decoder.decode(&iterator) { return width }
         return 0
+    }
+}
+
+extension UnsafeBufferPointer where Element == UInt8 {
+    /// Whether these bytes end with `suffix`'s UTF-8. Runs several times for every name of
+    /// every scan (paths and listed names alike): a comparison of the two buffers, since
+    /// walking the String's UTF-8 view backwards was the costliest step of a rescan.
+    public func endsWith(_ suffix: String) -> Bool {
+        var suffix = suffix
+        return suffix.withUTF8 { tail in
+            guard !tail.isEmpty else { return true }
+            guard tail.count <= count else { return false }
+            return memcmp(baseAddress! + (count - tail.count), tail.baseAddress!, tail.count) == 0
+        }
     }
 }

@@ -35,14 +35,10 @@ public struct DirectoryEntry: Equatable, Sendable {
     public enum Kind: Equatable, Sendable { case regular, directory, symlink, other, unknown }
     public var name: FilePath
     public var kind: Kind
-    /// The inode the name leads to, as the listing says (`d_ino`): a name replaced by a
-    /// rename shows a new one without a `stat`.
-    public var inode: UInt64
 
-    public init(name: FilePath, kind: Kind, inode: UInt64 = 0) {
+    public init(name: FilePath, kind: Kind) {
         self.name = name
         self.kind = kind
-        self.inode = inode
     }
 }
 

@@ -20,7 +20,7 @@ public final class OpenDirectory {
     /// The names in the directory, without "." and "..", in no particular order. Read once.
     public func entries() throws(FileError) -> [DirectoryEntry] {
         var entries: [DirectoryEntry] = []
-        try forEachEntry { entries.append(DirectoryEntry(name: $0.makeName(), kind: $0.kind, inode: $0.inode)) }
+        try forEachEntry { entries.append(DirectoryEntry(name: $0.makeName(), kind: $0.kind)) }
         return entries
     }
 

@@ -19,7 +19,7 @@ struct DiscoveryRules: Sendable {
     /// scan, so it allocates nothing.
     func isCandidate(_ name: UnsafeBufferPointer<UInt8>) -> Bool {
         guard let first = name.first, first != UInt8(ascii: ".") else { return false }
-        guard isExplicitCandidate(name), !Self.hasSuffix(name, FileSystem.temporarySuffix) else { return false }
+        guard isExplicitCandidate(name), !name.endsWith(FileSystem.temporarySuffix) else { return false }
         return extensions.contains { hasExtension(name, $0) }
     }
 
@@ -30,16 +30,7 @@ struct DiscoveryRules: Sendable {
     }
 
     private func isExplicitCandidate(_ name: UnsafeBufferPointer<UInt8>) -> Bool {
-        !Self.hasSuffix(name, ".ocsp") && !Self.hasSuffix(name, ".key") && !Self.hasSuffix(name, ".issuer")
-    }
-
-    static func hasSuffix(_ name: UnsafeBufferPointer<UInt8>, _ suffix: String) -> Bool {
-        var suffix = suffix
-        return suffix.withUTF8 { tail in
-            guard !tail.isEmpty else { return true }
-            guard tail.count <= name.count else { return false }
-            return memcmp(name.baseAddress! + (name.count - tail.count), tail.baseAddress!, tail.count) == 0
-        }
+        !name.endsWith(".ocsp") && !name.endsWith(".key") && !name.endsWith(".issuer")
     }
 
     func isIgnored(_ path: FilePath) -> Bool { ignorePatterns.contains { $0.matches(path) } }
@@ -207,7 +198,7 @@ enum CertificateDiscovery {
                            status: FileStatus, shortcut: UnchangedFileShortcut?, depth: Int, location: Int,
                            subdirectories: inout [(FilePath, FileStatus)], into result: inout DiscoveryResult) {
             let name = entry.bytes
-            if DiscoveryRules.hasSuffix(name, FileSystem.temporarySuffix) {
+            if name.endsWith(FileSystem.temporarySuffix) {
                 let temporary = entry.makeName()
                 if FileSystem.isStaleTemporaryFile(temporary) {
                     result.staleTemporaryFiles.append(directory.appending(temporary))
