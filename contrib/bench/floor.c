@@ -180,7 +180,7 @@ static long content_length(const char *head, size_t length) {
     static const char name[] = "\r\ncontent-length:";
     size_t name_length = sizeof name - 1;
     for (size_t i = 0; i + name_length <= length; i++) {
-        if (strncasecmp(head + i, name, name_length) != 0)
+        if (head[i] != '\r' || strncasecmp(head + i, name, name_length) != 0)
             continue;
         size_t j = i + name_length;
         while (j < length && (head[j] == ' ' || head[j] == '\t'))
