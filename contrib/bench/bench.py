@@ -807,6 +807,8 @@ def main():
         floor_binary = build_floor()
         verify_rate = ecdsa_verify_rate()
         print(f"openssl speed ecdsap256: {verify_rate:.0f} verifications/s ({1e6 / verify_rate:.1f} µs each)", flush=True)
+    elif responder_kind not in ("python", "openssl"):
+        print("The floor is left out: it checks answers signed by the issuer, not by a delegate", flush=True)
     empty_kib = empty_daemon_kib(binary) if watch != "no" else None
     rows, roots, watch_rows, floor_rows = [], [], [], []
     try:
