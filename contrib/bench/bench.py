@@ -832,8 +832,16 @@ def main():
                 per_cpu = rate_count / rate_cpu if rate_cpu > 0 else float("inf")
                 print(f"  responder alone: {rate:.0f} requests/s over keep-alive; {rate_count} requests "
                       f"took {rate_cpu:.2f} responder CPU s ({per_cpu:.0f} per CPU second)", flush=True)
-                oneoffs, daemons = [], []
+                oneoffs, daemons, floors = [], [], []
+                if floor_binary:
+                    floor_request, floor_response = floor_answer(root, port)
                 for r in range(runs):
+                    # The floor runs next to Stapler's runs, not after them all: on a shared
+                    # machine the load changes within minutes. The one-off that follows moves
+                    # its staples (every one the same certificate's answer) aside.
+                    if floor_binary:
+                        floors.append(floor(floor_binary, root, n, floor_request, floor_response))
+                        print(f"  floor run {r + 1}: {floor_summary(floors[-1])}", flush=True)
                     oneoffs.append(one_off(binary, root, threads, responder))
                     print(f"  one-off run {r + 1}: {oneoffs[-1]}", flush=True)
                     daemons.append(daemon(binary, root, threads, n, idle_seconds, responder))
@@ -841,15 +849,7 @@ def main():
                 rescan = rescan_costs(binary, root, n)
                 if watch == "yes":
                     watch_rows.append((n, {**rescan, **burst_costs(binary, root, n)}, daemons))
-                floors = []
-                if floor_binary:
-                    request, answer = floor_answer(root, port)
-                    for r in range(runs):
-                        floors.append(floor(floor_binary, root, n, request, answer))
-                        print(f"  floor run {r + 1}: {floor_summary(floors[-1])}", flush=True)
-                    # Every staple the floor wrote holds the same certificate's answer: none
-                    # may be served again.
-                    move_staples_aside(root)
+                if floors:
                     floor_rows.append((n, floors))
             finally:
                 responder.stop()

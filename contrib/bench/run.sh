@@ -5,8 +5,9 @@
 # Stapler cold (--one-off and as a daemon), idle, rescanning, and through a burst of N
 # inotify events (every certificate touched), with a metrics scrape every 2 s meanwhile; and
 # the full look at every file that SIGHUP (and, among the periodic rescans, the hourly one)
-# makes. Then the floor (contrib/bench/floor.c, built here with gcc against libcrypto): the
-# least CPU one staple costs on this machine, in C on one thread, beside Stapler's.
+# makes. Before each of Stapler's cold runs, the floor (contrib/bench/floor.c, built here
+# with gcc against libcrypto): the least CPU one staple costs on this machine, in C on one
+# thread, to set Stapler's CPU per staple against.
 #
 #   contrib/bench/run.sh [N ...]        e.g. contrib/bench/run.sh 1000 10000 100000
 #   RUNS=3 IDLE_SECONDS=60 contrib/bench/run.sh 10000
