@@ -8,6 +8,10 @@ The responder is responder.py (answers signed once at start, keep-alive) unless
 RESPONDER=openssl asks for `openssl ocsp` (signs each answer, one connection per answer).
 RESPONDER=delegated and RESPONDER=openssl-delegated sign through a delegated responder
 certificate embedded in every answer (RFC 6960 §4.2.2.2), as many CAs do.
+
+With an issuer-signed responder each size also runs the floor (floor.c, compiled here with
+gcc): the least CPU one staple costs on this machine, to set Stapler's CPU per staple
+against. FLOOR=no leaves it out.
 """
 import argparse
 import http.client
@@ -443,6 +447,69 @@ def daemon(binary, root, threads, n, idle_seconds, responder):
 
 
 # ---------------------------------------------------------------------------------------
+# The floor (floor.c): per certificate only what a staple cannot do without (read the bundle,
+# one HTTP exchange over a kept-alive loopback connection, SHA-256 and one ECDSA P-256
+# verification, temporary file and rename), in C on one thread, its own CPU only.
+
+FLOOR_SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "floor.c")
+FLOOR_STAGES = ("list", "read", "http", "verify", "write")
+
+
+def build_floor():
+    binary = f"{WORK}/floor"
+    out = subprocess.run(["gcc", "-O2", "-Wall", "-Wextra", "-o", binary, FLOOR_SOURCE, "-lcrypto", "-lpthread"],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if out.returncode != 0:
+        sys.exit(f"cannot build {FLOOR_SOURCE}:\n{out.stdout}")
+    return binary
+
+
+def ecdsa_verify_rate():
+    """P-256 verifications per second by `openssl speed` (one core): what the verify stage
+    of the floor is made of."""
+    out = run(["openssl", "speed", "-seconds", "3", "ecdsap256"]).stdout
+    for line in out.splitlines():
+        if "nistp256" in line and "ecdsa" in line:
+            return float(line.split()[-1])
+    sys.exit(f"cannot read openssl speed's answer:\n{out[-1000:]}")
+
+
+def floor_answer(root, port):
+    """A real request and the responder's answer to it, for the floor's server thread to
+    serve every time: the floor verifies real bytes."""
+    request = ocsp_request(root)
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        answer = post(connection, request)
+    finally:
+        connection.close()
+    with open(f"{root}/floor-request.der", "wb") as f:
+        f.write(request)
+    with open(f"{root}/floor-answer.der", "wb") as f:
+        f.write(answer)
+    return f"{root}/floor-request.der", f"{root}/floor-answer.der"
+
+
+def floor(binary, root, n, request, answer):
+    """One run of the floor over ROOT/certs after moving the staples aside, as a cold run of
+    Stapler starts; µs of its CPU per staple, per stage and in all."""
+    move_staples_aside(root)
+    out = subprocess.run([binary, f"{root}/certs", f"{root}/ca.pem", request, answer],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if out.returncode != 0:
+        sys.exit(f"floor exited {out.returncode}: {out.stdout}{out.stderr[-2000:]}")
+    result = {key: float(value) for key, value in (pair.split("=") for pair in out.stdout.split())}
+    if result["staples"] != n or staple_count(root) != n:
+        sys.exit(f"floor wrote {staple_count(root)} staples for {result['staples']:.0f} bundles, wanted {n}")
+    return result
+
+
+def floor_summary(result):
+    stages = ", ".join(f"{stage} {result[stage]:.1f}" for stage in FLOOR_STAGES)
+    return f"{result['total']:.1f} µs per staple ({stages}; user {result['user']:.1f}, sys {result['sys']:.1f})"
+
+
+# ---------------------------------------------------------------------------------------
 # Rescans, event bursts and memory per certificate. CPU here is read from /proc/PID/schedstat
 # (nanoseconds on the CPU), not /proc/PID/stat (10 ms ticks): a rescan of 1,000 files costs a
 # few milliseconds.
@@ -697,6 +764,23 @@ def print_watch_table(machine, watch_rows, empty_kib):
               f"| {w['burst_wall']:.1f} | {w['burst_worst_scrape'] * 1000:.0f} | {memory} |")
 
 
+def print_floor_table(floor_rows, verify_rate):
+    print()
+    print(f"The floor (contrib/bench/floor.c): µs of CPU per staple on one thread, medians of each column "
+          f"over the runs; `openssl speed ecdsap256`: {verify_rate:.0f} verifications/s "
+          f"({1e6 / verify_rate:.1f} µs each)")
+    print()
+    print("| N | list | read | HTTP | SHA-256 + verify | temporary file + rename | total | user | sys |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for n, floors in floor_rows:
+        cells = " | ".join(f"{statistics.median(f[key] for f in floors):.1f}"
+                           for key in (*FLOOR_STAGES, "total", "user", "sys"))
+        print(f"| {n} | {cells} |")
+    print()
+    print("User and sys come from getrusage(RUSAGE_THREAD) and include four clock reads a staple "
+          "(about a microsecond each here) that the stages and the total leave out.")
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--binary", required=True)
@@ -717,8 +801,16 @@ def main():
     if watch not in ("yes", "no", "only"):
         sys.exit(f"WATCH must be yes, no or only, not {watch!r}")
     print(f"Responder: {Responder.name}", flush=True)
+    # The floor verifies with the issuer's key: a delegated answer is signed by another.
+    floor_binary = None
+    if os.environ.get("FLOOR", "yes") != "no" and watch != "only" and responder_kind in ("python", "openssl"):
+        floor_binary = build_floor()
+        verify_rate = ecdsa_verify_rate()
+        print(f"openssl speed ecdsap256: {verify_rate:.0f} verifications/s ({1e6 / verify_rate:.1f} µs each)", flush=True)
+    elif responder_kind not in ("python", "openssl"):
+        print("The floor is left out: it checks answers signed by the issuer, not by a delegate", flush=True)
     empty_kib = empty_daemon_kib(binary) if watch != "no" else None
-    rows, roots, watch_rows = [], [], []
+    rows, roots, watch_rows, floor_rows = [], [], [], []
     try:
         for n in args.sizes:
             print(f"N={n}: preparing", flush=True)
@@ -740,8 +832,16 @@ def main():
                 per_cpu = rate_count / rate_cpu if rate_cpu > 0 else float("inf")
                 print(f"  responder alone: {rate:.0f} requests/s over keep-alive; {rate_count} requests "
                       f"took {rate_cpu:.2f} responder CPU s ({per_cpu:.0f} per CPU second)", flush=True)
-                oneoffs, daemons = [], []
+                oneoffs, daemons, floors = [], [], []
+                if floor_binary:
+                    floor_request, floor_response = floor_answer(root, port)
                 for r in range(runs):
+                    # The floor runs next to Stapler's runs, not after them all: on a shared
+                    # machine the load changes within minutes. The one-off that follows moves
+                    # its staples (every one the same certificate's answer) aside.
+                    if floor_binary:
+                        floors.append(floor(floor_binary, root, n, floor_request, floor_response))
+                        print(f"  floor run {r + 1}: {floor_summary(floors[-1])}", flush=True)
                     oneoffs.append(one_off(binary, root, threads, responder))
                     print(f"  one-off run {r + 1}: {oneoffs[-1]}", flush=True)
                     daemons.append(daemon(binary, root, threads, n, idle_seconds, responder))
@@ -749,6 +849,8 @@ def main():
                 rescan = rescan_costs(binary, root, n)
                 if watch == "yes":
                     watch_rows.append((n, {**rescan, **burst_costs(binary, root, n)}, daemons))
+                if floors:
+                    floor_rows.append((n, floors))
             finally:
                 responder.stop()
             if responder.served is not None:
@@ -763,7 +865,8 @@ def main():
                          med(daemons, "wakeups"), rescan["rescan_cpu"] * 1000, rate,
                          med(daemons, "anon_kib") / 1024, med(daemons, "file_kib") / 1024,
                          med(oneoffs, "responder_cpu"), med(daemons, "responder_cpu"), per_cpu,
-                         med(daemons, "pss_kib") / 1024))
+                         med(daemons, "pss_kib") / 1024,
+                         med(floors, "total") / 1000 if floors else None))
     finally:
         # Only now, after every measurement of every size: see move_staples_aside().
         for root in roots:
@@ -780,12 +883,16 @@ def main():
           "| daemon peak RSS (MB) | daemon idle RSS (MB) | of which anonymous / file-backed (MB) | idle PSS (MB) "
           "| threads | fds "
           "| wakeups idle | rescan CPU (ms) | responder CPU during one-off / daemon (s) "
-          "| responder alone (req/s; per responder CPU s) |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "| responder alone (req/s; per responder CPU s) | floor CPU per staple (ms) | Stapler / floor |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
+        # CPU per 1,000 staples in s is CPU per staple in ms.
+        floor_cells = f"{r[18]:.3f} | {r[3] / r[18]:.2f}" if r[18] else "– | –"
         print(f"| {r[0]} | {r[1]:.2f} | {r[2]:.2f} | {r[3]:.3f} | {r[4]:.1f} | {r[5]:.1f} | {r[6]:.1f} "
               f"| {r[12]:.1f} / {r[13]:.1f} | {r[17]:.1f} | {r[7]:.0f} | {r[8]:.0f} | {r[9]:.0f} | {r[10]:.1f} "
-              f"| {r[14]:.2f} / {r[15]:.2f} | {r[11]:.0f}; {r[16]:.0f} |")
+              f"| {r[14]:.2f} / {r[15]:.2f} | {r[11]:.0f}; {r[16]:.0f} | {floor_cells} |")
+    if floor_rows:
+        print_floor_table(floor_rows, verify_rate)
     print()
     print(f"Responder: {Responder.name}. Its CPU during a run is read from /proc/PID/stat; on "
           f"{os.cpu_count()} cores it competes with Stapler for CPU, so compare it with the wall times.")
