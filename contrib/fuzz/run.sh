@@ -4,6 +4,7 @@
 # binary for them (STAPLER_FUZZ_TARGET=list) and contrib/fuzz/README.md describes them.
 #
 # Usage: contrib/fuzz/run.sh [seconds per target] [target ...]
+# FUZZ_JOBS targets run at once (default: one per core).
 # Findings (crash-*, leak-*, timeout-*) are kept in $FUZZ_WORK/artifacts; the corpus grows in
 # $FUZZ_WORK/corpus/<target> between runs. Exit status 1 when any target found something.
 set -euo pipefail
@@ -152,17 +153,35 @@ export STAPLER_FUZZ_SIGNER_KEY="$pki/ca.key"
 export STAPLER_FUZZ_NOW=$(date +%s)
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$root/contrib/fuzz/lsan.supp:print_suppressions=0}
+# One libFuzzer process per core at a time (FUZZ_JOBS): each is single-threaded, and CI
+# waits for the sum of the targets' times otherwise. Every target keeps its own log, corpus
+# and artifacts; only the `ocsp` target writes beside the seed bundle.
+jobs=${FUZZ_JOBS:-$(nproc)}
+fuzz_one() {
+    local target=$1 result=0
+    STAPLER_FUZZ_TARGET=$target "$build/stapler-fuzz" -max_total_time="$seconds" -max_len=65536 -timeout=10 \
+        -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$work/artifacts/$target-" \
+        "$work/corpus/$target" "$work/seeds/$target" > "$work/$target.log" 2>&1 || result=$?
+    echo "$result" > "$work/$target.status"
+}
+echo "fuzzing ${#targets[@]} targets, $seconds s each, $jobs at a time"
+running=0
+for target in "${targets[@]}"; do
+    rm -f "$work/$target.status"
+    if [ "$running" -ge "$jobs" ]; then
+        wait -n
+        running=$((running - 1))
+    fi
+    fuzz_one "$target" &
+    running=$((running + 1))
+done
+wait
 for target in "${targets[@]}"; do
     echo "=== $target: $seconds s"
     log="$work/$target.log"
-    set +e
-    STAPLER_FUZZ_TARGET=$target "$build/stapler-fuzz" -max_total_time="$seconds" -max_len=65536 -timeout=10 \
-        -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$work/artifacts/$target-" \
-        "$work/corpus/$target" "$work/seeds/$target" > "$log" 2>&1
-    result=$?
-    set -e
     grep -E '^stat::number_of_executed_units|^Done [0-9]+ runs' "$log" | tail -2 || true
-    if [ $result -ne 0 ]; then
+    result=$(cat "$work/$target.status" 2>/dev/null || echo "no status")
+    if [ "$result" != 0 ]; then
         echo "!!! $target: libFuzzer exited $result; see $log and $work/artifacts/$target-*"
         grep -m5 -E 'ERROR|Fatal error|panic|SUMMARY' "$log" || true
         status=1
