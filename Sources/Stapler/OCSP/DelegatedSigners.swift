@@ -58,28 +58,24 @@ final class DelegatedSigners {
     /// The remembered certificates that are `candidates`, byte for byte, when every one of
     /// them is remembered and valid at `time`; nil otherwise.
     func checkedCertificates(_ candidates: [ArraySlice<UInt8>], at time: Int64) -> [X509Certificate]? {
+        checked(candidates, at: time)?.map(\.certificate)
+    }
+
+    /// Their prepared keys, when every one of them also has one; nil otherwise.
+    func checkedKeys(_ candidates: [ArraySlice<UInt8>], at time: Int64) -> [ResponseSignerKey]? {
+        guard let entries = checked(candidates, at: time) else { return nil }
+        let keys = entries.compactMap(\.signerKey)
+        return keys.count == entries.count ? keys : nil
+    }
+
+    private func checked(_ candidates: [ArraySlice<UInt8>], at time: Int64) -> [Checked]? {
         guard !candidates.isEmpty, !known.isEmpty else { return nil }
-        var found: [X509Certificate] = []
+        var found: [Checked] = []
         for candidate in candidates {
             guard let entry = known.values.first(where: { $0.checked.map { Self.equal($0.der, candidate) } ?? false }),
                   let checked = entry.checked,
                   entry.validity.notBefore <= time, time <= entry.validity.notAfter else { return nil }
-            found.append(checked.certificate)
-        }
-        return found
-    }
-
-    /// The prepared keys of the remembered delegates that are `candidates`, byte for byte,
-    /// when every one of them is remembered, valid at `time` and has a prepared key; nil
-    /// otherwise.
-    func checkedKeys(_ candidates: [ArraySlice<UInt8>], at time: Int64) -> [ResponseSignerKey]? {
-        guard !candidates.isEmpty, !known.isEmpty else { return nil }
-        var found: [ResponseSignerKey] = []
-        for candidate in candidates {
-            guard let entry = known.values.first(where: { $0.checked.map { Self.equal($0.der, candidate) } ?? false }),
-                  let key = entry.checked?.signerKey,
-                  entry.validity.notBefore <= time, time <= entry.validity.notAfter else { return nil }
-            found.append(key)
+            found.append(checked)
         }
         return found
     }

@@ -74,15 +74,17 @@ final class ResponseSignerKey {
         guard let context = context(for: digest), let algorithm = DigestAlgorithms.shared.fetched[digest.rawValue] else {
             return false
         }
-        var hash = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
-        var length: UInt32 = 0
-        let hashed = message.withUnsafeBytes { bytes in
-            EVP_Digest(bytes.baseAddress, bytes.count, &hash, &length, algorithm, nil) == 1
-        }
-        guard hashed else { return false }
-        return signature.withUnsafeBytes { bytes in
-            guard let base = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return false }
-            return EVP_PKEY_verify(context, base, bytes.count, hash, Int(length)) == 1
+        // On the stack: this runs once per staple.
+        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: Int(EVP_MAX_MD_SIZE)) { hash in
+            var length: UInt32 = 0
+            let hashed = message.withUnsafeBytes { bytes in
+                EVP_Digest(bytes.baseAddress, bytes.count, hash.baseAddress, &length, algorithm, nil) == 1
+            }
+            guard hashed else { return false }
+            return signature.withUnsafeBytes { bytes in
+                guard let base = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return false }
+                return EVP_PKEY_verify(context, base, bytes.count, hash.baseAddress, Int(length)) == 1
+            }
         }
     }
 
